@@ -1,0 +1,55 @@
+"""Make policies added at run time reach every remote RLlib worker (legacy API stack).
+
+``import rllib_addpolicy_fix`` is all a script needs: it wraps RLlib as soon as RLlib is
+imported (before or after this import), without importing Ray itself. Set
+``RLLIB_ADDPOLICY_FIX=0`` to turn it off.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._patches import RESULT_KEY, install, is_installed, uninstall
+from ._verify import ConsistencyReport, InconsistentWeightsError, PolicyCheck, assert_consistent, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RESULT_KEY",
+    "ConsistencyReport",
+    "InconsistentWeightsError",
+    "PolicyCheck",
+    "SyncSummary",
+    "__version__",
+    "assert_consistent",
+    "install",
+    "is_installed",
+    "sync",
+    "uninstall",
+    "verify",
+]
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    """What :func:`sync` sent: policy ids per worker set, and how long it took."""
+
+    sent: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def sync(algo: Any) -> SyncSummary:
+    """Push every pending driver-side weight change to the remote workers of ``algo``'s training
+    and evaluation sets now, blocking; what the shim otherwise does before the next sample."""
+    from . import _broadcast, _tracking
+
+    started = time.perf_counter()
+    with _tracking.LOCK:
+        records = _tracking.bind_algorithm(algo)
+        sent = {role: _broadcast.push_pending(record.group) for role, record in records.items()}
+    return SyncSummary(sent, time.perf_counter() - started)
+
+
+install()

@@ -1,0 +1,65 @@
+"""Targeted, blocking weight broadcasts from the driver to one worker set.
+
+One ``ray.put`` per broadcast, carrying only the policies whose driver weights changed, and the
+call returns when every healthy remote worker has applied them, so nothing samples with stale
+weights. The remote side is :func:`_remote.set_policy_weights`, which never raises.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any
+
+from . import _compat, _remote, _tracking
+from ._state import state_nbytes
+
+logger = logging.getLogger(__name__)
+
+
+def push_pending(group: Any) -> list[str]:
+    """Send every pending change of ``group``; returns the policy ids sent."""
+    with _tracking.LOCK:
+        record = _tracking.record_for(group)
+        policy_ids = record.pending()
+        if policy_ids:
+            broadcast(record, policy_ids)
+        return policy_ids
+
+
+def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
+    """Send the driver's current weights of ``policy_ids`` to the record's worker set."""
+    import ray
+
+    group, truth = record.group, record.truth()
+    started = time.perf_counter()
+    # Read policies through the map now, never through a held reference: the LRU policy map
+    # may have evicted or (with swappable states) reused an object for another id.
+    policies = {policy_id: truth.policy_map[policy_id] for policy_id in policy_ids}
+    stamps = {policy_id: _tracking.weights_stamp(p) for policy_id, p in policies.items()}
+    weights = {policy_id: p.get_weights() for policy_id, p in policies.items()}
+    nbytes = state_nbytes(weights)
+
+    own = _compat.local_worker(group)
+    if own is not None and own is not truth:  # the evaluation set's driver-side worker
+        _remote.set_policy_weights(own, weights)
+
+    failed = False
+    if _compat.num_remote_workers(group):
+        weights_ref = ray.put(weights)  # copies: later training cannot change what is sent
+        apply = functools.partial(_remote.set_policy_weights, weights_ref=weights_ref)
+        for worker_id, outcome in _compat.foreach_remote(group, apply, timeout_seconds=None):
+            if outcome.get("error") or outcome.get("missing"):
+                failed = True
+                logger.warning(
+                    "rllib_addpolicy_fix: remote worker %s did not apply %s: missing=%s error=%s",
+                    worker_id,
+                    policy_ids,
+                    outcome.get("missing"),
+                    outcome.get("error"),
+                )
+    if not failed:
+        record.delivered.update(stamps)
+    sent_bytes = nbytes * _compat.num_remote_workers(group)
+    record.record_broadcast(policy_ids, sent_bytes, time.perf_counter() - started)

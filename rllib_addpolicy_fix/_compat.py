@@ -1,0 +1,326 @@
+"""Everything that knows how RLlib's legacy-stack API differs between Ray releases.
+
+The rest of the package asks this module and never names a Ray version, a renamed attribute or a
+renamed keyword itself (see ``shared/ray-api-drift.md`` for the table these gates come from).
+Version gates are ``packaging`` specifiers; where a rename is visible on the object, feature
+detection decides and the specifier only documents the boundary.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+if TYPE_CHECKING:
+    from ray.rllib.algorithms.algorithm import Algorithm
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+    from ray.rllib.policy.policy import Policy
+
+logger = logging.getLogger(__name__)
+
+#: Ray releases the shim patches. Outside this range it patches nothing and says so once.
+SUPPORTED_RAY = SpecifierSet(">=2.60.0,<2.61")
+
+#: Releases CI runs the behaviour tests on (the README's compatibility table lists these).
+TESTED_RAY = ("2.60.0",)
+
+_ENV_RUNNER_GROUP_ERA = SpecifierSet(">=2.30")
+_WORKER_SET_ERA = SpecifierSet("<2.30")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One attribute the shim wraps, declared as data so install/uninstall/doctor share it."""
+
+    module: str
+    owner: str
+    attribute: str
+    when: SpecifierSet = SpecifierSet()
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.{self.owner}.{self.attribute}"
+
+
+_ALGORITHM = "ray.rllib.algorithms.algorithm"
+_ROLLOUT_WORKER = "ray.rllib.evaluation.rollout_worker"
+_ENV_RUNNER_GROUP = "ray.rllib.env.env_runner_group"
+_WORKER_SET = "ray.rllib.evaluation.worker_set"
+
+#: Wrapper role -> where that role's original lives, per Ray era.
+TARGETS: dict[str, tuple[Target, ...]] = {
+    "algorithm_add_policy": (Target(_ALGORITHM, "Algorithm", "add_policy"),),
+    "algorithm_remove_policy": (Target(_ALGORITHM, "Algorithm", "remove_policy"),),
+    "algorithm_step": (Target(_ALGORITHM, "Algorithm", "step"),),
+    "group_add_policy": (
+        Target(_ENV_RUNNER_GROUP, "EnvRunnerGroup", "add_policy", _ENV_RUNNER_GROUP_ERA),
+        Target(_WORKER_SET, "WorkerSet", "add_policy", _WORKER_SET_ERA),
+    ),
+    "group_sync_weights": (
+        Target(_ENV_RUNNER_GROUP, "EnvRunnerGroup", "sync_weights", _ENV_RUNNER_GROUP_ERA),
+        Target(_WORKER_SET, "WorkerSet", "sync_weights", _WORKER_SET_ERA),
+    ),
+    "worker_add_policy": (Target(_ROLLOUT_WORKER, "RolloutWorker", "add_policy"),),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Which Ray is this?
+
+
+def installed_ray_version() -> Version | None:
+    """The Ray version without importing Ray (``import ray`` costs seconds)."""
+    module = sys.modules.get("ray")
+    text = getattr(module, "__version__", None)
+    if text is None:
+        try:
+            text = metadata.version("ray")
+        except metadata.PackageNotFoundError:
+            return None
+    try:
+        return Version(str(text))
+    except InvalidVersion:
+        return None
+
+
+def ray_supported(version: Version | None = None) -> bool:
+    version = version if version is not None else installed_ray_version()
+    return version is not None and SUPPORTED_RAY.contains(version, prereleases=True)
+
+
+def targets_for(version: Version) -> list[tuple[str, Target]]:
+    """(role, target) pairs that exist in this Ray release."""
+    return [
+        (role, target)
+        for role, candidates in TARGETS.items()
+        for target in candidates
+        if target.when.contains(version, prereleases=True)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Algorithm and worker-set lookups
+
+
+#: Config flags that, when true, mean the algorithm is not on the pure legacy stack (newest
+#: names first; the 2.7-2.30 names raise on access in later releases).
+_NEW_STACK_FLAGS = (
+    "enable_env_runner_and_connector_v2",
+    "enable_rl_module_and_learner",
+    "_enable_new_api_stack",
+    "_enable_learner_api",
+    "_enable_rl_module_api",
+)
+
+
+def uses_old_stack(algo: Algorithm) -> bool:
+    """True when ``algo`` samples with RolloutWorkers and trains Policies on the driver (the
+    stack the shim fixes); False for the new and the hybrid (Learner/RLModule) stacks."""
+    config = getattr(algo, "config", None)
+    for flag in _NEW_STACK_FLAGS:
+        try:
+            if getattr(config, flag, False) is True:
+                return False
+        except Exception:  # noqa: BLE001 - deprecated flags raise on access in newer releases
+            continue
+    return True
+
+
+def training_group(algo: Algorithm) -> Any:
+    """The training worker set; ``env_runner_group`` first (``algo.workers`` is a broken
+    deprecated property from 2.40 on, and ``hasattr`` is True for it everywhere)."""
+    group = getattr(algo, "env_runner_group", None)
+    if group is None and not _ENV_RUNNER_GROUP_ERA.contains(str(installed_ray_version())):
+        group = getattr(algo, "workers", None)
+    return group
+
+
+def evaluation_group(algo: Algorithm) -> Any:
+    group = getattr(algo, "eval_env_runner_group", None)
+    if group is None and not _ENV_RUNNER_GROUP_ERA.contains(str(installed_ray_version())):
+        group = getattr(algo, "evaluation_workers", None)
+    return group
+
+
+def groups(algo: Algorithm) -> dict[str, Any]:
+    """The worker sets of ``algo`` by role, skipping those it does not have."""
+    found = {"training": training_group(algo), "evaluation": evaluation_group(algo)}
+    return {role: group for role, group in found.items() if group is not None}
+
+
+def local_worker(group: Any) -> Any:
+    """The group's driver-side RolloutWorker, or None."""
+    if group is None:
+        return None
+    if "local_env_runner" in dir(type(group)):
+        return group.local_env_runner
+    return group.local_worker()
+
+
+def num_remote_workers(group: Any) -> int:
+    return int(group.num_remote_workers()) if group is not None else 0
+
+
+def foreach_remote(
+    group: Any, func: Callable[[Any], Any], *, timeout_seconds: float | None = None
+) -> list[tuple[int, Any]]:
+    """Run ``func`` on every healthy remote worker and wait (``timeout_seconds=None``);
+    returns ``(worker_index, result)`` pairs. ``func`` must not raise (see ``_remote``)."""
+    from . import _remote
+
+    tagged = functools.partial(_remote.tag_with_worker_index, func=func)
+    if hasattr(group, "foreach_env_runner"):
+        results = group.foreach_env_runner(
+            tagged, local_env_runner=False, healthy_only=True, timeout_seconds=timeout_seconds
+        )
+    else:
+        results = group.foreach_worker(
+            tagged, local_worker=False, healthy_only=True, timeout_seconds=timeout_seconds
+        )
+    return sorted(results, key=lambda pair: pair[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments of the wrapped functions
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(func)
+
+
+def bind(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Call arguments by name (defaults filled), whatever the release's signature.
+
+    The signature is cached per underlying function, never per bound method (that would keep
+    every Algorithm alive).
+    """
+    owner = getattr(func, "__self__", None)
+    function = getattr(func, "__func__", func)
+    signature = _signature(function)
+    bound = signature.bind(owner, *args, **kwargs) if owner is not None else signature.bind(
+        *args, **kwargs
+    )
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    if owner is not None:
+        arguments.pop(next(iter(signature.parameters)))
+    return arguments
+
+
+#: Keyword that names the weight source of ``sync_weights`` (renamed in 2.7).
+SYNC_SOURCE_KWARGS = ("from_worker_or_learner_group", "from_worker_or_trainer")
+
+
+def sync_weights_source(arguments: dict[str, Any]) -> Any:
+    for name in SYNC_SOURCE_KWARGS:
+        if arguments.get(name) is not None:
+            return arguments[name]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies
+
+
+def loaded_policy(worker: Any, policy_id: str) -> Policy | None:
+    """The policy object if it is in the worker's policy cache now, without loading or
+    reordering the LRU cache (reading ``policy_map[pid]`` may evict another policy)."""
+    policy_map = getattr(worker, "policy_map", None)
+    if policy_map is None:
+        return None
+    cache = getattr(policy_map, "cache", None)
+    if isinstance(cache, dict):
+        return cache.get(policy_id)
+    return policy_map.get(policy_id) if policy_id in policy_map else None
+
+
+def policy_ids(worker: Any) -> list[str]:
+    policy_map = getattr(worker, "policy_map", None)
+    return list(policy_map.keys()) if policy_map is not None else []
+
+
+def weights_read_from_torch_model(policy: Policy) -> bool:
+    """True when ``policy.get_weights()`` is exactly ``policy.model``'s state dict, so tensor
+    version counters tell whether the weights changed (no need to read them)."""
+    torch_policy_classes: list[type] = []
+    for module_name, class_name in (
+        ("ray.rllib.policy.torch_policy_v2", "TorchPolicyV2"),
+        ("ray.rllib.policy.torch_policy", "TorchPolicy"),
+    ):
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        if cls is not None:
+            torch_policy_classes.append(cls)
+    get_weights = getattr(type(policy), "get_weights", None)
+    return any(get_weights is cls.get_weights for cls in torch_policy_classes) and hasattr(
+        getattr(policy, "model", None), "parameters"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Old-stack configuration (used by the demo and the tests)
+
+
+def configure_old_stack(
+    config: AlgorithmConfig,
+    *,
+    num_workers: int,
+    evaluation_workers: int = 0,
+    rollout_fragment_length: int = 20,
+    train_batch_size: int = 80,
+    hidden: Iterable[int] = (8,),
+) -> AlgorithmConfig:
+    """Select the legacy stack and size the run, the way this Ray release wants it."""
+    if hasattr(config, "api_stack"):
+        config = config.api_stack(
+            enable_rl_module_and_learner=False, enable_env_runner_and_connector_v2=False
+        )
+    if hasattr(config, "env_runners"):
+        config = config.env_runners(
+            num_env_runners=num_workers,
+            rollout_fragment_length=rollout_fragment_length,
+            num_envs_per_env_runner=1,
+        )
+    else:
+        config = config.rollouts(
+            num_rollout_workers=num_workers,
+            rollout_fragment_length=rollout_fragment_length,
+            num_envs_per_worker=1,
+        )
+    config = config.framework("torch").training(model={"fcnet_hiddens": list(hidden)})
+    if hasattr(config, "sgd_minibatch_size") or hasattr(config, "minibatch_size"):  # PPO family
+        config = config.training(**ppo_batch_kwargs(config, train_batch_size))
+    if evaluation_workers:
+        eval_kwarg = (
+            "evaluation_num_env_runners"
+            if "evaluation_num_env_runners" in _signature(type(config).evaluation).parameters
+            else "evaluation_num_workers"
+        )
+        config = config.evaluation(
+            evaluation_interval=1,
+            evaluation_duration=2,
+            evaluation_duration_unit="episodes",
+            **{eval_kwarg: evaluation_workers},
+        )
+    return config.reporting(min_time_s_per_iteration=0, min_sample_timesteps_per_iteration=0)
+
+
+def ppo_batch_kwargs(config: AlgorithmConfig, train_batch_size: int) -> dict[str, Any]:
+    """PPO's batch settings under this release's names (renamed in 2.40: ``sgd_minibatch_size``
+    -> ``minibatch_size``, ``num_sgd_iter`` -> ``num_epochs``)."""
+    minibatch = "minibatch_size" if hasattr(config, "minibatch_size") else "sgd_minibatch_size"
+    epochs = "num_epochs" if hasattr(config, "num_epochs") else "num_sgd_iter"
+    return {
+        "train_batch_size": train_batch_size,
+        minibatch: max(train_batch_size // 2, 1),
+        epochs: 1,
+    }

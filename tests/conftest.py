@@ -1,0 +1,69 @@
+"""One local Ray instance per session; every behaviour test runs with the shim installed and
+uninstalled (the ``shim`` fixture), and must see the divergence when it is uninstalled."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import rllib_addpolicy_fix as fix  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[Any]:
+    import ray
+    import ray.cloudpickle
+
+    import helpers
+
+    ray.cloudpickle.register_pickle_by_value(helpers)  # workers cannot import the tests
+    # Logical CPUs: 2 training + 2 evaluation workers + the driver on a 2-core machine.
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, ignore_reinit_error=True)
+    yield ray
+    ray.shutdown()
+
+
+@dataclass
+class Shim:
+    active: bool
+
+    def expect(self, report: fix.ConsistencyReport, policy_id: str | None = None) -> None:
+        """Consistent with the shim; diverging (for ``policy_id``, if given) without it."""
+        diff = report.max_abs_diff(policy_id)
+        if self.active:
+            assert diff == 0.0 and (policy_id is not None or report.consistent), str(report)
+        else:
+            assert diff > 0.0, f"without the shim this must diverge, but:\n{report}"
+
+
+@pytest.fixture(params=["installed", "uninstalled"])
+def shim(request: pytest.FixtureRequest) -> Iterator[Shim]:
+    if request.param == "installed":
+        assert fix.install()
+    else:
+        fix.uninstall()
+    yield Shim(active=request.param == "installed")
+    fix.install()
+
+
+@pytest.fixture
+def build(ray_session: Any) -> Iterator[Any]:
+    """``build(config)`` -> a started Algorithm, stopped after the test."""
+    built: list[Any] = []
+
+    def _build(config: Any) -> Any:
+        algo = config.build()
+        built.append(algo)
+        return algo
+
+    yield _build
+    for algo in built:
+        algo.stop()

@@ -1,0 +1,101 @@
+"""Test helpers. Registered with Ray's cloudpickle by value (see conftest), so the functions and
+the callback class below run on remote workers without the tests being importable there."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+from ray.rllib.algorithms.callbacks import DefaultCallbacks
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.policy.policy import PolicySpec
+
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE, RockPaperScissors
+
+PROBE_OBSERVATION = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
+
+
+def copy_weights(algo: Any, dst_policy_name: str) -> None:
+    """The seed script's snapshot function, unedited."""
+    src = algo.get_policy("main")
+    algo.add_policy(dst_policy_name, type(src), observation_space=src.observation_space,
+                    action_space=src.action_space, config=getattr(src, "config", {}).copy())
+    algo.get_policy(dst_policy_name).set_weights(src.get_weights())
+
+
+def map_everyone_to_main(agent_id: Any, *args: Any, **kwargs: Any) -> str:
+    return "main"
+
+
+def digest(weights: Any) -> str:
+    """Exact fingerprint of a weights dict."""
+    h = hashlib.blake2b(digest_size=16)
+    for key in sorted(weights):
+        array = np.ascontiguousarray(np.asarray(weights[key]))
+        h.update(f"{key}{array.dtype.str}{array.shape}".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
+
+
+class SampleProbe(DefaultCallbacks):  # type: ignore[misc]
+    """Records, on each worker, the weights every policy had when the worker last sampled."""
+
+    def on_sample_end(self, *args: Any, **kwargs: Any) -> None:
+        worker = kwargs.get("worker") or kwargs.get("env_runner")
+        if worker is None:
+            return
+        seen = {pid: digest(worker.policy_map[pid].get_weights())
+                for pid in list(worker.policy_map.keys())}
+        worker.__dict__.setdefault("_probe_samples", []).append(seen)
+
+
+class SelfPlaySnapshots(SampleProbe):
+    """RLlib's old-stack self-play callback, minus its ``sync_weights()`` line."""
+
+    def on_train_result(self, *, algorithm: Any, result: dict[str, Any], **kwargs: Any) -> None:
+        if algorithm.get_policy("main_v1") is not None:
+            return
+        main_policy = algorithm.get_policy("main")
+        new_policy = algorithm.add_policy(
+            policy_id="main_v1", policy_cls=type(main_policy),
+            policy_mapping_fn=map_everyone_to_main,
+        )
+        new_policy.set_state(main_policy.get_state())
+
+
+def policy_ids_of(worker: Any) -> list[str]:
+    return list(worker.policy_map.keys())
+
+
+def probe_samples(worker: Any) -> list[dict[str, str]]:
+    return list(worker.__dict__.get("_probe_samples", []))
+
+
+def action_logits(worker: Any, policy_id: str) -> Any:
+    policy = worker.policy_map[policy_id]
+    _, _, fetches = policy.compute_single_action(PROBE_OBSERVATION, explore=False)
+    return np.asarray(fetches["action_dist_inputs"])
+
+
+def ppo_config(
+    *, num_workers: int = 2, evaluation_workers: int = 0, callbacks: type | None = None,
+    policies: tuple[str, ...] = ("main",),
+) -> Any:
+    config = (
+        PPOConfig()
+        .environment(RockPaperScissors)
+        .multi_agent(
+            policies={pid: PolicySpec(None, OBSERVATION_SPACE, ACTION_SPACE, {})
+                      for pid in policies},
+            policy_mapping_fn=map_everyone_to_main,
+            policies_to_train=["main"],
+        )
+        .debugging(seed=0, log_level="ERROR")
+    )
+    if callbacks is not None:
+        config = config.callbacks(callbacks)
+    return _compat.configure_old_stack(
+        config, num_workers=num_workers, evaluation_workers=evaluation_workers
+    )

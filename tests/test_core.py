@@ -1,0 +1,276 @@
+"""Issue 2 behaviours on a real local Ray: PPO (torch), two remote RolloutWorkers, exact equality.
+
+Every test that takes ``shim`` runs twice: installed (the behaviour holds) and uninstalled (RLlib's
+own behaviour, where the same check must see the divergence).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import ray
+
+import helpers
+import rllib_addpolicy_fix as fix
+from rllib_addpolicy_fix import _compat, _remote
+from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def training_group(algo: Any) -> Any:
+    return _compat.training_group(algo)
+
+
+def remote_results(algo: Any, func: Any, group: Any = None) -> list[Any]:
+    group = group if group is not None else training_group(algo)
+    return [result for _, result in _compat.foreach_remote(group, func)]
+
+
+def sample_count(algo: Any) -> list[int]:
+    return [len(samples) for samples in remote_results(algo, helpers.probe_samples)]
+
+
+def samples_since(algo: Any, counts: list[int]) -> list[dict[str, str]]:
+    """What each remote worker's policies held whenever it sampled since ``counts``."""
+    per_worker = remote_results(algo, helpers.probe_samples)
+    seen = [s for before, samples in zip(counts, per_worker) for s in samples[before:]]
+    assert seen, "the workers did not sample"
+    return seen
+
+
+def expect_sampled_with(shim: Any, seen: list[dict[str, str]], policy_id: str, expected: str) -> None:
+    matches = [sample[policy_id] == expected for sample in seen]
+    if shim.active:
+        assert all(matches), f"{policy_id}: {matches.count(False)} of {len(matches)} samples stale"
+    else:
+        assert not any(matches), f"{policy_id}: expected RLlib alone to sample stale weights"
+
+
+@contextlib.contextmanager
+def counting_puts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts real ``ray.put`` calls (the real function still runs)."""
+    calls: list[int] = []
+    real_put = ray.put
+
+    def put(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real_put(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ray, "put", put)
+        yield calls
+
+
+def test_seed_copy_weights_reaches_remote_workers(shim: Any, build: Any) -> None:
+    algo = build(helpers.ppo_config(callbacks=helpers.SampleProbe))
+    algo.train()
+    driver = _compat.local_worker(training_group(algo))
+    main_logits_at_snapshot = helpers.action_logits(driver, "main")
+
+    helpers.copy_weights(algo, "main_v1")
+    counts = sample_count(algo)
+    algo.train()
+
+    snapshot = helpers.digest(algo.get_policy("main_v1").get_weights())
+    expect_sampled_with(shim, samples_since(algo, counts), "main_v1", snapshot)
+    shim.expect(fix.verify(algo), "main_v1")
+    remote_logits = remote_results(
+        algo, functools.partial(helpers.action_logits, policy_id="main_v1")
+    )
+    same_distribution = [np.array_equal(logits, main_logits_at_snapshot) for logits in remote_logits]
+    assert all(same_distribution) if shim.active else not any(same_distribution)
+
+
+def test_added_policy_matches_driver_right_after_add(shim: Any, build: Any) -> None:
+    algo = build(helpers.ppo_config(evaluation_workers=1))
+    policy_cls = type(algo.get_policy("main"))
+    algo.add_policy("fresh", policy_cls, observation_space=OBSERVATION_SPACE,
+                    action_space=ACTION_SPACE)
+    report = fix.verify(algo, ["fresh"])
+    shim.expect(report, "fresh")
+    if shim.active:
+        assert {check.group for check in report.checks} == {"training", "evaluation"}
+
+
+def test_explicit_state_and_instance_adds_stay_correct_without_extra_broadcast(
+    shim: Any, build: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    algo = build(helpers.ppo_config())
+    algo.train()
+    main = algo.get_policy("main")
+    with counting_puts(monkeypatch) as puts:
+        algo.add_policy("by_state", type(main), observation_space=OBSERVATION_SPACE,
+                        action_space=ACTION_SPACE, policy_state=main.get_state())
+    instance = type(main)(OBSERVATION_SPACE, ACTION_SPACE, dict(main.config))
+    instance.set_weights(main.get_weights())
+    algo.add_policy("by_instance", policy=instance)
+
+    report = fix.verify(algo, ["by_state", "by_instance"])
+    assert report.consistent, str(report)  # RLlib gets these right; the shim must not break them
+    if shim.active:
+        assert len(puts) == 1, "the state goes to the object store once, not once per worker"
+        result = algo.train()[fix.RESULT_KEY]
+        assert not {"by_state", "by_instance"} & set(result["policy_ids"]), result
+
+
+@pytest.mark.parametrize("refresh", ["set_weights", "set_state"])
+def test_in_place_refresh_reaches_workers_before_next_sample(
+    shim: Any, build: Any, refresh: str
+) -> None:
+    algo = build(helpers.ppo_config(callbacks=helpers.SampleProbe))
+    algo.train()
+    helpers.copy_weights(algo, "snap")
+    algo.train()
+    algo.train()  # "main" moves on
+
+    main, snap = algo.get_policy("main"), algo.get_policy("snap")
+    if refresh == "set_weights":
+        snap.set_weights(main.get_weights())
+    else:
+        snap.set_state(main.get_state())
+    refreshed = helpers.digest(snap.get_weights())
+    counts = sample_count(algo)
+    algo.train()
+
+    expect_sampled_with(shim, samples_since(algo, counts), "snap", refreshed)
+    shim.expect(fix.verify(algo), "snap")
+
+
+def test_algorithm_set_weights_reaches_remote_workers(shim: Any, build: Any) -> None:
+    algo = build(helpers.ppo_config(callbacks=helpers.SampleProbe, policies=("main", "frozen")))
+    algo.train()
+    new_weights = {
+        pid: {k: v + 0.25 for k, v in algo.get_policy(pid).get_weights().items()}
+        for pid in ("main", "frozen")
+    }
+    algo.set_weights(new_weights)
+    counts = sample_count(algo)
+    algo.train()
+
+    seen = samples_since(algo, counts)
+    for pid in ("main", "frozen"):
+        expect_sampled_with(shim, seen, pid, helpers.digest(new_weights[pid]))
+    shim.expect(fix.verify(algo), "frozen")
+
+
+def test_evaluation_workers_hold_driver_weights_after_add_and_at_evaluate(
+    shim: Any, build: Any
+) -> None:
+    algo = build(helpers.ppo_config(evaluation_workers=2))
+    algo.train()
+    policy_cls = type(algo.get_policy("main"))
+    algo.add_policy("opponent", policy_cls, observation_space=OBSERVATION_SPACE,
+                    action_space=ACTION_SPACE)
+    shim.expect(fix.verify(algo, ["opponent"]), "opponent")
+
+    helpers.copy_weights(algo, "main_v1")
+    algo.evaluate()  # RLlib's evaluate() re-sends every policy to the evaluation workers itself
+    report = fix.verify(algo, ["main_v1", "opponent"])
+    assert report.max_abs_diff(group="evaluation") == 0.0, str(report)
+
+
+def test_snapshot_added_in_on_train_result_is_consistent_next_iteration(
+    shim: Any, build: Any
+) -> None:
+    algo = build(helpers.ppo_config(callbacks=helpers.SelfPlaySnapshots))
+    algo.train()  # the callback adds "main_v1" with main's state, and no sync_weights()
+    assert algo.get_policy("main_v1") is not None
+    snapshot = helpers.digest(algo.get_policy("main_v1").get_weights())
+    counts = sample_count(algo)
+    algo.train()
+
+    expect_sampled_with(shim, samples_since(algo, counts), "main_v1", snapshot)
+    shim.expect(fix.verify(algo), "main_v1")
+
+
+def test_broadcasts_are_targeted_blocking_and_skip_unchanged_iterations(
+    shim: Any, build: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    algo = build(helpers.ppo_config(callbacks=helpers.SampleProbe))
+    algo.train()
+    for index in range(3):
+        helpers.copy_weights(algo, f"snap{index}")
+    first = algo.train()
+    idle = [algo.train(), algo.train()]
+
+    algo.get_policy("snap1").set_weights(algo.get_policy("main").get_weights())
+    refreshed = helpers.digest(algo.get_policy("snap1").get_weights())
+    counts = sample_count(algo)
+    after_refresh = algo.train()
+    expect_sampled_with(shim, samples_since(algo, counts), "snap1", refreshed)
+    shim.expect(fix.verify(algo), "snap1")
+    if not shim.active:
+        return
+
+    assert first[fix.RESULT_KEY]["policy_ids"] == ["snap0", "snap1", "snap2"]
+    assert [r[fix.RESULT_KEY]["policies_broadcast"] for r in idle] == [0, 0]
+    figures = after_refresh[fix.RESULT_KEY]
+    one_policy = sum(w.nbytes for w in algo.get_policy("snap1").get_weights().values())
+    assert figures["policy_ids"] == ["snap1"]
+    assert figures["broadcasts"] == 1
+    assert figures["bytes_broadcast"] == one_policy * _compat.num_remote_workers(
+        training_group(algo)
+    )
+
+    # sync(): one put for the whole broadcast, and the workers hold the weights when it returns.
+    algo.get_policy("snap2").set_state(algo.get_policy("main").get_state())
+    with counting_puts(monkeypatch) as puts:
+        summary = fix.sync(algo)
+    assert summary.sent["training"] == ["snap2"]
+    assert len(puts) == 1
+    assert fix.verify(algo).consistent
+
+
+def test_shim_code_on_remote_workers_reports_errors_instead_of_raising(build: Any) -> None:
+    algo = build(helpers.ppo_config())
+    group = training_group(algo)
+    healthy = group.num_healthy_remote_workers()
+    bad = {"main": {"no_such_layer": np.zeros(3, np.float32)}, "no_such_policy": {}}
+    apply_bad = functools.partial(_remote.set_policy_weights, weights_ref=ray.put(bad))
+    outcomes = remote_results(algo, apply_bad)
+    assert all(o["error"] and o["missing"] == [] for o in outcomes), outcomes
+    unreadable = functools.partial(_remote.set_policy_weights, weights_ref="not a ref")
+    assert all(o["error"] for o in remote_results(algo, unreadable))
+    assert remote_results(algo, functools.partial(_remote.policy_weights, policy_ids=["x"]))
+    assert _remote.resolve_state("not a ref") is None
+    assert group.num_healthy_remote_workers() == healthy
+    algo.train()  # the workers are alive and still sample
+    assert group.num_healthy_remote_workers() == healthy
+
+
+def test_train_result_carries_shim_figures(shim: Any, build: Any) -> None:
+    algo = build(helpers.ppo_config())
+    result = algo.train()
+    if not shim.active:
+        assert fix.RESULT_KEY not in result
+        return
+    figures = result[fix.RESULT_KEY]
+    assert set(figures) >= {"policies_broadcast", "bytes_broadcast", "broadcast_seconds"}
+    assert figures["policies_broadcast"] >= 0 and figures["broadcast_seconds"] >= 0.0
+
+
+def test_duplicate_policy_id_raises_key_error_and_adds_nothing(shim: Any, build: Any) -> None:
+    algo = build(helpers.ppo_config(evaluation_workers=1))
+    policy_cls = type(algo.get_policy("main"))
+    spaces = {"observation_space": OBSERVATION_SPACE, "action_space": ACTION_SPACE}
+    with pytest.raises(KeyError):
+        algo.add_policy("main", policy_cls, **spaces)
+
+    # An id only the evaluation workers have: RLlib adds it to the training workers, then fails.
+    algo.add_policy("eval_only", policy_cls, add_to_env_runners=False, **spaces)
+    with pytest.raises(KeyError):
+        algo.add_policy("eval_only", policy_cls, **spaces)
+    on_training_workers = ["eval_only" in _compat.policy_ids(_compat.local_worker(training_group(algo)))]
+    on_training_workers += [
+        "eval_only" in ids for ids in remote_results(algo, helpers.policy_ids_of)
+    ]
+    if shim.active:
+        assert not any(on_training_workers), "a failed add must leave nothing behind"
+    else:
+        assert all(on_training_workers), "RLlib alone half-adds"
