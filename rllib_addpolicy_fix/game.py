@@ -54,3 +54,19 @@ class RockPaperScissors(MultiAgentEnv):  # type: ignore[misc]
         terminateds = {p: done for p in PLAYERS} | {"__all__": done}
         truncateds = {p: False for p in PLAYERS} | {"__all__": False}
         return obs, rewards, terminateds, truncateds, {}
+
+
+def league_mapping(agent_id: str, *args: Any, worker: Any = None, **kwargs: Any) -> str:
+    """player_0 is the trained "main"; player_1 faces a random snapshot ("main_v*") the worker
+    holds, or "main" while there is none. Reading the league from the worker means snapshots
+    join without updating the mapping function."""
+    if agent_id == PLAYERS[0]:
+        return "main"
+    policy_map = getattr(worker, "policy_map", None)
+    league = [pid for pid in (policy_map.keys() if policy_map is not None else ())
+              if str(pid).startswith("main_v")]
+    if not league:
+        return "main"
+    import random
+
+    return random.choice(league)

@@ -1,0 +1,32 @@
+"""``python -m rllib_addpolicy_fix demo``: see the bug and the fix side by side."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m rllib_addpolicy_fix")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="self-play league with the shim off, then on")
+    demo.add_argument("--address", default=None,
+                      help="an existing Ray cluster (default: start a local instance)")
+    demo.add_argument("--workers", type=int, default=2, help="remote rollout workers (2)")
+    demo.add_argument("--iterations", type=int, default=8, help="training iterations (8)")
+    demo.add_argument("--snapshot-every", type=int, default=2,
+                      help="add a snapshot of main every N iterations (2)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if args.command == "demo":
+        from . import demo
+
+        return demo.main(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
