@@ -19,8 +19,8 @@ RAY_PINS: dict[str, list[str]] = {
 }
 
 
-@nox.session(python="3.11")
-@nox.parametrize("ray", list(RAY_PINS))
+@nox.session(python="3.11")  # type: ignore[untyped-decorator]
+@nox.parametrize("ray", list(RAY_PINS))  # type: ignore[untyped-decorator]
 def tests(session: nox.Session, ray: str) -> None:
     session.install(TORCH)
     session.install(f"ray[rllib]=={ray}", *RAY_PINS[ray])
@@ -28,7 +28,7 @@ def tests(session: nox.Session, ray: str) -> None:
     session.run("pytest", *session.posargs, env={"RAY_DEDUP_LOGS": "0"})
 
 
-@nox.session(python="3.11")
+@nox.session(python="3.11")  # type: ignore[untyped-decorator]
 def typecheck(session: nox.Session) -> None:
     session.install("mypy>=1.8", "packaging>=22", "wrapt>=2.4", "numpy", "gymnasium", "nox")
-    session.run("mypy", "rllib_addpolicy_fix", "noxfile.py")
+    session.run("mypy", "rllib_addpolicy_fix", "bootstrap", "noxfile.py")

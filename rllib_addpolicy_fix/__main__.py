@@ -1,4 +1,4 @@
-"""``python -m rllib_addpolicy_fix demo``: see the bug and the fix side by side."""
+"""``python -m rllib_addpolicy_fix demo | doctor``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     demo.add_argument("--iterations", type=int, default=8, help="training iterations (8)")
     demo.add_argument("--snapshot-every", type=int, default=2,
                       help="add a snapshot of main every N iterations (2)")
+    doctor = commands.add_parser("doctor", help="is the fix in effect here, and if not, why")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     return parser.parse_args(argv)
 
 
@@ -25,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import demo
 
         return demo.main(args)
+    if args.command == "doctor":
+        from . import _doctor
+
+        return _doctor.main(args.json)
     return 2
 
 

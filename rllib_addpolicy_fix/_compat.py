@@ -178,14 +178,14 @@ def foreach_remote(
     from . import _remote
 
     tagged = functools.partial(_remote.tag_with_worker_index, func=func)
-    if hasattr(group, "foreach_env_runner"):
-        results = group.foreach_env_runner(
-            tagged, local_env_runner=False, healthy_only=True, timeout_seconds=timeout_seconds
-        )
-    else:
-        results = group.foreach_worker(
-            tagged, local_worker=False, healthy_only=True, timeout_seconds=timeout_seconds
-        )
+    # ``foreach_worker`` became ``foreach_env_runner`` (2.50); its ``local_worker=`` keyword
+    # became ``local_env_runner=`` (2.40, where the old name raises).
+    foreach = getattr(group, "foreach_env_runner", None) or group.foreach_worker
+    params = _signature(getattr(foreach, "__func__", foreach)).parameters
+    local = "local_env_runner" if "local_env_runner" in params else "local_worker"
+    results = foreach(
+        tagged, healthy_only=True, timeout_seconds=timeout_seconds, **{local: False}
+    )
     return sorted(results, key=lambda pair: pair[0])
 
 
@@ -252,7 +252,7 @@ def policy_ids(worker: Any) -> list[str]:
 def weights_read_from_torch_model(policy: Policy) -> bool:
     """True when ``policy.get_weights()`` is exactly ``policy.model``'s state dict, so tensor
     version counters tell whether the weights changed (no need to read them)."""
-    torch_policy_classes: list[type] = []
+    torch_policy_classes: list[Any] = []
     for module_name, class_name in (
         ("ray.rllib.policy.torch_policy_v2", "TorchPolicyV2"),
         ("ray.rllib.policy.torch_policy", "TorchPolicy"),
@@ -278,24 +278,31 @@ def configure_old_stack(
     rollout_fragment_length: int = 20,
     train_batch_size: int = 80,
     hidden: Iterable[int] = (8,),
+    custom_resources_per_worker: dict[str, float] | None = None,
 ) -> AlgorithmConfig:
     """Select the legacy stack and size the run, the way this Ray release wants it."""
-    if hasattr(config, "api_stack"):
+    resources = custom_resources_per_worker or {}
+    if hasattr(config, "api_stack"):  # 2.30+ (the new stack is the default from 2.40)
         config = config.api_stack(
             enable_rl_module_and_learner=False, enable_env_runner_and_connector_v2=False
+        )
+    elif getattr(config, "_enable_learner_api", False) is True:  # 2.7-2.9 PPO defaults to it
+        config = config.training(_enable_learner_api=False).rl_module(
+            _enable_rl_module_api=False
         )
     if hasattr(config, "env_runners"):
         config = config.env_runners(
             num_env_runners=num_workers,
             rollout_fragment_length=rollout_fragment_length,
             num_envs_per_env_runner=1,
+            custom_resources_per_env_runner=resources,
         )
     else:
         config = config.rollouts(
             num_rollout_workers=num_workers,
             rollout_fragment_length=rollout_fragment_length,
             num_envs_per_worker=1,
-        )
+        ).resources(custom_resources_per_worker=resources)
     config = config.framework("torch").training(model={"fcnet_hiddens": list(hidden)})
     if hasattr(config, "sgd_minibatch_size") or hasattr(config, "minibatch_size"):  # PPO family
         config = config.training(**ppo_batch_kwargs(config, train_batch_size))

@@ -35,7 +35,7 @@ logger = logging.getLogger("rllib_addpolicy_fix")
 
 RESULT_KEY = "rllib_addpolicy_fix"
 ENV_VAR = "RLLIB_ADDPOLICY_FIX"
-_OFF_VALUES = frozenset({"0", "off", "false", "no", "disable", "disabled"})
+OFF_VALUES = frozenset({"0", "off", "false", "no", "disable", "disabled"})
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
@@ -53,7 +53,7 @@ def _warn_once(key: str, message: str, *args: Any) -> None:
 
 
 def disabled_by_environment() -> bool:
-    return os.environ.get(ENV_VAR, "").strip().lower() in _OFF_VALUES
+    return os.environ.get(ENV_VAR, "").strip().lower() in OFF_VALUES
 
 
 # ---------------------------------------------------------------------------------------------

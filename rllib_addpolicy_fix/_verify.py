@@ -101,7 +101,9 @@ def verify(algo: Any, policy_ids: Iterable[str] | None = None) -> ConsistencyRep
     checks: list[PolicyCheck] = []
     for role, group in _compat.groups(algo).items():
         read = functools.partial(_remote.policy_weights, policy_ids=wanted)
-        copies = list(_compat.foreach_remote(group, read)) if _compat.num_remote_workers(group) else []
+        copies: list[tuple[int | str, Any]] = (
+            list(_compat.foreach_remote(group, read)) if _compat.num_remote_workers(group) else []
+        )
         own = _compat.local_worker(group)
         expected = wanted
         if own is not None and own is not truth:

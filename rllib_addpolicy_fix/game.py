@@ -16,7 +16,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 PLAYERS = ("player_0", "player_1")
 NUM_MOVES = 3
 OBSERVATION_SPACE = gym.spaces.Box(0.0, 1.0, (NUM_MOVES + 1,), np.float32)
-ACTION_SPACE = gym.spaces.Discrete(NUM_MOVES)
+ACTION_SPACE = gym.spaces.Discrete(NUM_MOVES)  # type: ignore[var-annotated]
 EPISODE_LENGTH = 10
 
 
@@ -69,4 +69,4 @@ def league_mapping(agent_id: str, *args: Any, worker: Any = None, **kwargs: Any)
         return "main"
     import random
 
-    return random.choice(league)
+    return str(random.choice(league))

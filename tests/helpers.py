@@ -81,7 +81,7 @@ def action_logits(worker: Any, policy_id: str) -> Any:
 
 def ppo_config(
     *, num_workers: int = 2, evaluation_workers: int = 0, callbacks: type | None = None,
-    policies: tuple[str, ...] = ("main",),
+    policies: tuple[str, ...] = ("main",), custom_resources_per_worker: dict[str, float] | None = None,
 ) -> Any:
     config = (
         PPOConfig()
@@ -97,5 +97,20 @@ def ppo_config(
     if callbacks is not None:
         config = config.callbacks(callbacks)
     return _compat.configure_old_stack(
-        config, num_workers=num_workers, evaluation_workers=evaluation_workers
+        config, num_workers=num_workers, evaluation_workers=evaluation_workers,
+        custom_resources_per_worker=custom_resources_per_worker,
     )
+
+
+def remote_facts(worker: Any) -> dict[str, Any]:
+    """Where a remote worker runs, and which of the shim's modules it has imported."""
+    import sys
+
+    import ray
+
+    shim = sys.modules.get("rllib_addpolicy_fix")
+    return {
+        "node": ray.get_runtime_context().get_node_id(),
+        "shim_modules": sorted(m for m in sys.modules if m.startswith("rllib_addpolicy_fix")),
+        "shim_active": bool(shim and shim.is_installed()),
+    }

@@ -1,0 +1,160 @@
+"""``python -m rllib_addpolicy_fix doctor``: is the fix in effect here, and if not, why not."""
+
+from __future__ import annotations
+
+import json
+import os
+import site
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from . import _compat, _patches
+
+PTH_NAME = "rllib_addpolicy_fix.pth"
+
+#: Run in a fresh interpreter: does an unedited script that imports RLlib get the fix?
+_PROBE = """
+import json, sys
+import ray.rllib.algorithms.algorithm
+shim = sys.modules.get("rllib_addpolicy_fix")
+print(json.dumps({"active": bool(shim and shim.is_installed()),
+                  "targets": shim._patches.wrapped_targets() if shim else []}))
+"""
+
+
+@dataclass
+class Diagnosis:
+    python: str
+    executable: str
+    ray: str | None
+    ray_supported: bool
+    supported_range: str
+    torch: str | None
+    env_var: str | None
+    env_disables: bool
+    pth_path: str | None
+    pth_would_fire: bool
+    pth_note: str
+    auto_activates: bool | None  # None: not checked
+    auto_targets: list[str] = field(default_factory=list)
+    active_here: bool = False
+    wrapped_here: list[str] = field(default_factory=list)
+    verdict: str = ""
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _site_dirs() -> list[str]:
+    dirs = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+    if site.ENABLE_USER_SITE and site.USER_SITE:
+        dirs.append(site.USER_SITE)
+    return dirs
+
+
+def _find_pth() -> tuple[str | None, bool, str]:
+    """Where the start-up hook is, whether it runs at interpreter start here, and why (not)."""
+    site_dirs = _site_dirs()
+    for directory in site_dirs + [p for p in sys.path if p and p not in site_dirs]:
+        candidate = Path(directory) / PTH_NAME
+        if candidate.is_file():
+            path = str(candidate)
+            break
+    else:
+        return None, False, "not installed (install the wheel, or pip install -e .)"
+    if sys.flags.no_site:
+        return path, False, "site is disabled (python -S): use sitecustomize, see README"
+    if os.path.dirname(path) not in site_dirs:
+        return path, False, "not in a site directory, so Python does not read it"
+    if _patches.disabled_by_environment():
+        return path, False, f"{_patches.ENV_VAR} turns it off"
+    return path, True, "runs at interpreter start and arms on the first import of ray.rllib"
+
+
+def _probe_auto_activation() -> tuple[bool | None, list[str]]:
+    flags = ["-S"] if sys.flags.no_site else []
+    try:
+        done = subprocess.run([sys.executable, *flags, "-c", _PROBE], capture_output=True,
+                              text=True, timeout=300)
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        return bool(answer["active"]), list(answer["targets"])
+    except Exception:  # noqa: BLE001 - a probe that cannot run says "unknown", not "broken"
+        return None, []
+
+
+def diagnose(*, probe: bool = True) -> Diagnosis:
+    ray_version = _compat.installed_ray_version()
+    pth_path, pth_would_fire, pth_note = _find_pth()
+    auto, auto_targets = _probe_auto_activation() if probe and ray_version else (None, [])
+    if ray_version is not None and _patches.is_installed():
+        import ray.rllib.algorithms.algorithm  # noqa: F401 - lets the hooks wrap their targets
+    diagnosis = Diagnosis(
+        python=sys.version.split()[0],
+        executable=sys.executable,
+        ray=str(ray_version) if ray_version else None,
+        ray_supported=_compat.ray_supported(ray_version),
+        supported_range=str(_compat.SUPPORTED_RAY),
+        torch=_version("torch"),
+        env_var=os.environ.get(_patches.ENV_VAR),
+        env_disables=_patches.disabled_by_environment(),
+        pth_path=pth_path,
+        pth_would_fire=pth_would_fire,
+        pth_note=pth_note,
+        auto_activates=auto,
+        auto_targets=auto_targets,
+        active_here=_patches.is_installed(),
+        wrapped_here=_patches.wrapped_targets(),
+    )
+    diagnosis.verdict = _verdict(diagnosis)
+    return diagnosis
+
+
+def _verdict(d: Diagnosis) -> str:
+    if d.ray is None:
+        return "Ray is not installed in this environment: nothing to fix."
+    if d.env_disables:
+        return f"OFF: {_patches.ENV_VAR}={d.env_var} disables the shim; RLlib runs unpatched."
+    if not d.ray_supported:
+        return (f"OFF: Ray {d.ray} is outside the supported range {d.supported_range}; "
+                "RLlib runs unpatched.")
+    if d.auto_activates:
+        return "OK: scripts in this environment get the fix without an import line."
+    if d.active_here:
+        return ("PARTLY: the fix works where `import rllib_addpolicy_fix` runs, but does not "
+                f"activate by itself ({d.pth_note}).")
+    return "NOT ACTIVE: see the lines above."
+
+
+def render(d: Diagnosis) -> str:
+    def yes(flag: bool | None) -> str:
+        return {True: "yes", False: "no", None: "not checked"}[flag]
+
+    lines = [
+        f"rllib-addpolicy-fix {_version('rllib-addpolicy-fix') or '(not installed)'} doctor",
+        f"  python:              {d.python} ({d.executable})",
+        f"  ray:                 {d.ray or 'not installed'} "
+        f"({'supported' if d.ray_supported else 'NOT supported'}; range {d.supported_range})",
+        f"  torch:               {d.torch or 'not installed'}",
+        f"  {_patches.ENV_VAR}: {d.env_var if d.env_var is not None else 'unset'} "
+        f"({'disables the shim' if d.env_disables else 'shim enabled'})",
+        f"  .pth start-up hook:  {d.pth_path or 'not found'}",
+        f"    runs here:         {yes(d.pth_would_fire)} ({d.pth_note})",
+        f"  auto-activation:     {yes(d.auto_activates)} (a fresh interpreter that imports RLlib)",
+        f"  active here:         {yes(d.active_here)}; {len(d.wrapped_here)} targets wrapped",
+        *[f"    {name}" for name in d.wrapped_here],
+        f"verdict: {d.verdict}",
+    ]
+    return "\n".join(lines)
+
+
+def main(as_json: bool) -> int:
+    diagnosis = diagnose()
+    print(json.dumps(asdict(diagnosis)) if as_json else render(diagnosis))
+    return 0 if diagnosis.verdict.startswith(("OK", "OFF", "Ray is not")) else 1

@@ -1,0 +1,58 @@
+"""Driver-only proof: a two-node Ray cluster on one machine, remote workers on the second node.
+
+    python cluster_league.py on|off   # the shim on the worker processes (driver: always on)
+
+Prints one JSON line: verify() verdict, where the workers ran, which shim modules they imported,
+and how many broadcasts the driver made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import ray
+import ray.cloudpickle
+from ray.cluster_utils import Cluster
+
+import rllib_addpolicy_fix as fix
+from rllib_addpolicy_fix import _compat, _tracking, game
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import helpers  # noqa: E402
+
+workers_mode = sys.argv[1]
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+cluster.add_node(num_cpus=2, resources={"second_node": 8})
+ray.init(address=cluster.address, log_to_driver=False, configure_logging=False,
+         runtime_env={"env_vars": {"RLLIB_ADDPOLICY_FIX": "1" if workers_mode == "on" else "0"}})
+# Nothing of this package needs to be importable where the workers run.
+for module in (helpers, game):
+    ray.cloudpickle.register_pickle_by_value(module)
+try:
+    algo = helpers.ppo_config(custom_resources_per_worker={"second_node": 1}).build()
+    algo.train()
+    for snapshot in ("main_v1", "main_v2"):
+        helpers.copy_weights(algo, snapshot)
+        algo.train()
+    algo.get_policy("main_v1").set_weights(algo.get_policy("main").get_weights())
+    algo.train()
+    report = fix.verify(algo)
+    group = _compat.training_group(algo)
+    facts = [f for _, f in _compat.foreach_remote(group, helpers.remote_facts)]
+    lifetime = _tracking.record_for(group).lifetime
+    print(json.dumps({
+        "consistent": report.consistent,
+        "max_abs_diff": report.max_abs_diff(),
+        "driver_node": ray.get_runtime_context().get_node_id(),
+        "worker_nodes": [f["node"] for f in facts],
+        "worker_shim_modules": [f["shim_modules"] for f in facts],
+        "worker_shim_active": [f["shim_active"] for f in facts],
+        "broadcasts": lifetime.broadcasts,
+        "policies_broadcast": lifetime.policies_broadcast,
+    }))
+    algo.stop()
+finally:
+    ray.shutdown()
+    cluster.shutdown()
