@@ -14,7 +14,12 @@ nox.options.error_on_missing_interpreters = True
 TORCH = "torch==2.13.0"  # the local CPU wheel; plain "torch" pulls gigabytes of CUDA packages
 
 #: Ray release -> the pins its RLlib needs on Python 3.11 (shared/ray-api-drift.md, trap 8).
+_OLD_NUMPY = ["numpy<2", "pyarrow<18", "pandas<2.3"]
 RAY_PINS: dict[str, list[str]] = {
+    "2.5.1": ["gymnasium==0.26.3", "pydantic<2", "setuptools==69.5.1", *_OLD_NUMPY],
+    "2.10.0": ["gymnasium==0.28.1", *_OLD_NUMPY],
+    "2.30.0": ["gymnasium==0.28.1", *_OLD_NUMPY],
+    "2.40.0": ["gymnasium==1.0.0", *_OLD_NUMPY],
     "2.60.0": ["gymnasium==1.2.2"],
 }
 

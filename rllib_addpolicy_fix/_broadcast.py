@@ -34,11 +34,9 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
 
     group, truth = record.group, record.truth()
     started = time.perf_counter()
-    # Read policies through the map now, never through a held reference: the LRU policy map
-    # may have evicted or (with swappable states) reused an object for another id.
-    policies = {policy_id: truth.policy_map[policy_id] for policy_id in policy_ids}
-    stamps = {policy_id: _tracking.weights_stamp(p) for policy_id, p in policies.items()}
-    weights = {policy_id: p.get_weights() for policy_id, p in policies.items()}
+    stamps, weights = {}, {}
+    for policy_id in policy_ids:
+        stamps[policy_id], weights[policy_id] = _current_weights(truth, policy_id)
     nbytes = state_nbytes(weights)
 
     own = _compat.local_worker(group)
@@ -63,3 +61,16 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
         record.delivered.update(stamps)
     sent_bytes = nbytes * _compat.num_remote_workers(group)
     record.record_broadcast(policy_ids, sent_bytes, time.perf_counter() - started)
+
+
+def _current_weights(truth: Any, policy_id: str) -> tuple[Any, Any]:
+    """(stamp, weights) of the driver's policy now: read through the policy map, never a held
+    reference (the LRU map may have evicted it, or reused the object for another id), and from
+    the stash when evicted, without loading it (that would evict another policy)."""
+    import ray
+
+    policy = _compat.loaded_policy(truth, policy_id)
+    if policy is not None:
+        return _tracking.weights_stamp(policy), policy.get_weights()
+    stash_ref = _compat.stashed_state_ref(truth, policy_id)
+    return _tracking.stash_stamp(stash_ref), ray.get(stash_ref)["weights"]

@@ -28,10 +28,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Ray releases the shim patches. Outside this range it patches nothing and says so once.
-SUPPORTED_RAY = SpecifierSet(">=2.60.0,<2.61")
+SUPPORTED_RAY = SpecifierSet(">=2.5.0,<2.61")
 
-#: Releases CI runs the behaviour tests on (the README's compatibility table lists these).
-TESTED_RAY = ("2.60.0",)
+#: Releases CI runs the behaviour tests on, oldest first; each marks an API boundary (the
+#: README's compatibility table lists exactly these).
+TESTED_RAY = ("2.5.1", "2.10.0", "2.30.0", "2.40.0", "2.60.0")
 
 _ENV_RUNNER_GROUP_ERA = SpecifierSet(">=2.30")
 _WORKER_SET_ERA = SpecifierSet("<2.30")
@@ -55,6 +56,7 @@ _ALGORITHM = "ray.rllib.algorithms.algorithm"
 _ROLLOUT_WORKER = "ray.rllib.evaluation.rollout_worker"
 _ENV_RUNNER_GROUP = "ray.rllib.env.env_runner_group"
 _WORKER_SET = "ray.rllib.evaluation.worker_set"
+_POLICY_MAP = "ray.rllib.policy.policy_map"
 
 #: Wrapper role -> where that role's original lives, per Ray era.
 TARGETS: dict[str, tuple[Target, ...]] = {
@@ -70,6 +72,7 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         Target(_WORKER_SET, "WorkerSet", "sync_weights", _WORKER_SET_ERA),
     ),
     "worker_add_policy": (Target(_ROLLOUT_WORKER, "RolloutWorker", "add_policy"),),
+    "policy_map_stash": (Target(_POLICY_MAP, "PolicyMap", "_stash_least_used_policy"),),
 }
 
 
@@ -125,7 +128,15 @@ _NEW_STACK_FLAGS = (
 def uses_old_stack(algo: Algorithm) -> bool:
     """True when ``algo`` samples with RolloutWorkers and trains Policies on the driver (the
     stack the shim fixes); False for the new and the hybrid (Learner/RLModule) stacks."""
-    config = getattr(algo, "config", None)
+    return config_uses_old_stack(getattr(algo, "config", None))
+
+
+def group_uses_old_stack(group: Any) -> bool:
+    """The same question for a worker set (it keeps its config as ``_remote_config``)."""
+    return config_uses_old_stack(getattr(group, "_remote_config", None))
+
+
+def config_uses_old_stack(config: Any) -> bool:
     for flag in _NEW_STACK_FLAGS:
         try:
             if getattr(config, flag, False) is True:
@@ -135,20 +146,30 @@ def uses_old_stack(algo: Algorithm) -> bool:
     return True
 
 
+#: ``Algorithm.workers``/``evaluation_workers`` became ``env_runner_group``/
+#: ``eval_env_runner_group`` in 2.40, where the old names are broken deprecated properties
+#: (truthy bound methods, ``hasattr`` True): never fall back to them there.
+_ALGORITHM_GROUP_ATTRIBUTES = (
+    (SpecifierSet(">=2.40"), "env_runner_group", "eval_env_runner_group"),
+    (SpecifierSet("<2.40"), "workers", "evaluation_workers"),
+)
+
+
+def _group_attributes() -> tuple[str, str]:
+    version = installed_ray_version()
+    for era, training, evaluation in _ALGORITHM_GROUP_ATTRIBUTES:
+        if version is not None and era.contains(version, prereleases=True):
+            return training, evaluation
+    return _ALGORITHM_GROUP_ATTRIBUTES[0][1:]
+
+
 def training_group(algo: Algorithm) -> Any:
-    """The training worker set; ``env_runner_group`` first (``algo.workers`` is a broken
-    deprecated property from 2.40 on, and ``hasattr`` is True for it everywhere)."""
-    group = getattr(algo, "env_runner_group", None)
-    if group is None and not _ENV_RUNNER_GROUP_ERA.contains(str(installed_ray_version())):
-        group = getattr(algo, "workers", None)
-    return group
+    """The training worker set (``WorkerSet`` / ``EnvRunnerGroup``)."""
+    return getattr(algo, _group_attributes()[0], None)
 
 
 def evaluation_group(algo: Algorithm) -> Any:
-    group = getattr(algo, "eval_env_runner_group", None)
-    if group is None and not _ENV_RUNNER_GROUP_ERA.contains(str(installed_ray_version())):
-        group = getattr(algo, "evaluation_workers", None)
-    return group
+    return getattr(algo, _group_attributes()[1], None)
 
 
 def groups(algo: Algorithm) -> dict[str, Any]:
@@ -235,13 +256,29 @@ def sync_weights_source(arguments: dict[str, Any]) -> Any:
 def loaded_policy(worker: Any, policy_id: str) -> Policy | None:
     """The policy object if it is in the worker's policy cache now, without loading or
     reordering the LRU cache (reading ``policy_map[pid]`` may evict another policy)."""
-    policy_map = getattr(worker, "policy_map", None)
-    if policy_map is None:
+    return loaded_policy_in_map(getattr(worker, "policy_map", None), policy_id)
+
+
+def loaded_policy_in_map(policy_map: Any, policy_id: str | None) -> Policy | None:
+    if policy_map is None or policy_id is None:
         return None
     cache = getattr(policy_map, "cache", None)
     if isinstance(cache, dict):
         return cache.get(policy_id)
     return policy_map.get(policy_id) if policy_id in policy_map else None
+
+
+def stashed_state_ref(worker: Any, policy_id: str) -> Any:
+    """The object-store ref of a policy's stashed state (the LRU policy map keeps evicted
+    policies there), or None."""
+    refs = getattr(getattr(worker, "policy_map", None), "_policy_state_refs", None)
+    return refs.get(policy_id) if isinstance(refs, dict) else None
+
+
+def policy_to_stash(policy_map: Any) -> str | None:
+    """The id ``PolicyMap._stash_least_used_policy`` is about to evict (its LRU end)."""
+    order = getattr(policy_map, "_deque", None)
+    return order[0] if order else None
 
 
 def policy_ids(worker: Any) -> list[str]:

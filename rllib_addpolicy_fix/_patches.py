@@ -16,6 +16,9 @@ What each wrapper adds to RLlib:
   driver weights changed (``set_weights``/``set_state`` after an add, ``algo.set_weights``,
   snapshots refreshed in callbacks); after it, the shim's figures in the result dict.
 * ``Algorithm.remove_policy``: forgets the removed policy.
+* ``PolicyMap._stash_least_used_policy`` (the driver's map only): when the LRU cache evicts a
+  policy the workers already hold, its record follows it into the stash; a changed one stays
+  pending and is broadcast from the stash.
 """
 
 from __future__ import annotations
@@ -60,9 +63,15 @@ def disabled_by_environment() -> bool:
 # Wrappers (wrapt signature: wrapped, instance, args, kwargs)
 
 
+def _not_old_stack(uses_old_stack: bool) -> bool:
+    if not uses_old_stack:
+        _warn_once("new-stack", "rllib_addpolicy_fix: this algorithm runs on RLlib's new (or "
+                   "hybrid) API stack; the shim leaves it as it is.")
+    return not uses_old_stack
+
+
 def _algorithm_add_policy(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
-    if not _compat.uses_old_stack(algo):
-        _warn_once("new-stack", "rllib_addpolicy_fix: new API stack in use; not intervening.")
+    if _not_old_stack(_compat.uses_old_stack(algo)):
         return wrapped(*args, **kwargs)
     arguments = _compat.bind(wrapped, args, kwargs)
     policy_id = arguments["policy_id"]
@@ -80,6 +89,8 @@ def _algorithm_add_policy(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> An
 
 
 def _group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
+    if _not_old_stack(_compat.group_uses_old_stack(group)):
+        return wrapped(*args, **kwargs)
     with _tracking.LOCK:
         arguments = _compat.bind(wrapped, args, kwargs)
         policy_id = arguments["policy_id"]
@@ -113,6 +124,8 @@ def _worker_add_policy(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> Any
 
 def _group_sync_weights(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
     result = wrapped(*args, **kwargs)
+    if not _compat.group_uses_old_stack(group):
+        return result
     with _tracking.LOCK:
         arguments = _compat.bind(wrapped, args, kwargs)
         record = _tracking.record_for(group)
@@ -123,8 +136,7 @@ def _group_sync_weights(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any
 
 
 def _algorithm_step(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
-    if not _compat.uses_old_stack(algo):
-        _warn_once("new-stack", "rllib_addpolicy_fix: new API stack in use; not intervening.")
+    if _not_old_stack(_compat.uses_old_stack(algo)):
         return wrapped(*args, **kwargs)
     with _tracking.LOCK:
         records = _tracking.bind_algorithm(algo)
@@ -138,11 +150,29 @@ def _algorithm_step(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
 
 def _algorithm_remove_policy(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
     result = wrapped(*args, **kwargs)
+    if not _compat.uses_old_stack(algo):
+        return result
     policy_id = _compat.bind(wrapped, args, kwargs)["policy_id"]
     with _tracking.LOCK:
         for record in _tracking.bind_algorithm(algo).values():
             record.forget(policy_id)
     return result
+
+
+def _policy_map_stash(wrapped: Any, policy_map: Any, args: Any, kwargs: Any) -> Any:
+    records = _tracking.records_for_truth_map(policy_map)
+    if not records:  # not a driver-side truth map (e.g. on a remote worker): nothing to do
+        return wrapped(*args, **kwargs)
+    with _tracking.LOCK:
+        policy_id = _compat.policy_to_stash(policy_map)
+        policy = _compat.loaded_policy_in_map(policy_map, policy_id)
+        if policy_id is None or policy is None:
+            return wrapped(*args, **kwargs)
+        clean = [record for record in records if record.before_stash(policy_id, policy)]
+        result = wrapped(*args, **kwargs)
+        for record in clean:
+            record.after_stash(policy_id)
+        return result
 
 
 WRAPPERS: dict[str, Wrapper] = {
@@ -152,6 +182,7 @@ WRAPPERS: dict[str, Wrapper] = {
     "group_add_policy": _group_add_policy,
     "group_sync_weights": _group_sync_weights,
     "worker_add_policy": _worker_add_policy,
+    "policy_map_stash": _policy_map_stash,
 }
 
 

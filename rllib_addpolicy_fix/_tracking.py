@@ -47,6 +47,12 @@ def weights_stamp(policy: Any) -> Hashable:
     return ("digest", weights_digest(policy.get_weights()))
 
 
+def stash_stamp(state_ref: Any) -> Hashable:
+    """Stamp of a policy evicted from the driver's LRU policy map: its stashed state's ref (a
+    new ref for every eviction; the state holds the weights the policy had then)."""
+    return ("stash", state_ref.hex())
+
+
 def weights_digest(tree: Any) -> str:
     digest = hashlib.blake2b(digest_size=16)
     _feed(digest, tree)
@@ -137,8 +143,8 @@ class GroupRecord:
     def pending(self) -> list[str]:
         """Policies of this set whose driver weights differ from what its workers were sent.
 
-        Only policies loaded in the driver's cache are looked at: a stashed policy cannot have
-        changed since it was stashed, and loading it here would evict another one.
+        A policy evicted from the driver's LRU cache is judged by its stash (see
+        :meth:`before_stash`), never loaded here: loading would evict another one.
         """
         truth, own = self.truth(), _compat.local_worker(self.group)
         if truth is None:
@@ -148,10 +154,38 @@ class GroupRecord:
         for policy_id in _compat.policy_ids(truth):
             if own_ids is not None and policy_id not in own_ids:
                 continue  # never added to this set
-            policy = _compat.loaded_policy(truth, policy_id)
-            if policy is not None and self.delivered.get(policy_id) != weights_stamp(policy):
+            if self._changed(truth, policy_id):
                 changed.append(policy_id)
         return sorted(changed)
+
+    def _changed(self, truth: Any, policy_id: str) -> bool:
+        delivered = self.delivered.get(policy_id)
+        policy = _compat.loaded_policy(truth, policy_id)
+        stash_ref = _compat.stashed_state_ref(truth, policy_id)
+        if policy is None:
+            return stash_ref is not None and delivered != stash_stamp(stash_ref)
+        stamp = weights_stamp(policy)
+        if delivered == stamp:
+            return False
+        if stash_ref is not None and delivered == stash_stamp(stash_ref):
+            # Reloaded from a stash the workers hold: unchanged if the content still matches.
+            import ray
+
+            stashed = ray.get(stash_ref)["weights"]
+            if weights_digest(policy.get_weights()) == weights_digest(stashed):
+                self.delivered[policy_id] = stamp
+                return False
+        return True
+
+    def before_stash(self, policy_id: str, policy: Any) -> bool:
+        """Called before the driver's policy map evicts ``policy``: True when the workers hold
+        its current weights (its record then moves to the stash, see :meth:`after_stash`)."""
+        return self.delivered.get(policy_id) == weights_stamp(policy)
+
+    def after_stash(self, policy_id: str) -> None:
+        stash_ref = _compat.stashed_state_ref(self.truth(), policy_id)
+        if stash_ref is not None:
+            self.delivered[policy_id] = stash_stamp(stash_ref)
 
     def forget(self, policy_id: str) -> None:
         self.delivered.pop(policy_id, None)
@@ -170,6 +204,12 @@ def record_for(group: Any) -> GroupRecord:
         if record is None:
             record = _records[group] = GroupRecord(group)
         return record
+
+
+def records_for_truth_map(policy_map: Any) -> list[GroupRecord]:
+    """Records whose driver-side truth worker owns ``policy_map`` (empty on remote workers)."""
+    return [record for record in list(_records.values())
+            if getattr(record.truth(), "policy_map", None) is policy_map]
 
 
 def bind_algorithm(algo: Any) -> dict[str, GroupRecord]:

@@ -45,7 +45,8 @@ class RockPaperScissors(MultiAgentEnv):  # type: ignore[misc]
 
     def step(self, action_dict: dict[str, int]) -> Any:
         self._turn += 1
-        a0, a1 = int(action_dict[PLAYERS[0]]), int(action_dict[PLAYERS[1]])
+        # Older RLlib env checkers step with a partial action dict: a missing move is rock.
+        a0, a1 = (int(action_dict.get(player, 0)) for player in PLAYERS)
         outcome = (a0 - a1) % NUM_MOVES  # 1: player_0 wins, 2: player_1 wins, 0: draw
         r0 = {0: 0.0, 1: 1.0, 2: -1.0}[outcome]
         obs = {PLAYERS[0]: _one_hot(a1), PLAYERS[1]: _one_hot(a0)}

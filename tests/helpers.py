@@ -81,8 +81,11 @@ def action_logits(worker: Any, policy_id: str) -> Any:
 
 def ppo_config(
     *, num_workers: int = 2, evaluation_workers: int = 0, callbacks: type | None = None,
-    policies: tuple[str, ...] = ("main",), custom_resources_per_worker: dict[str, float] | None = None,
+    policies: tuple[str, ...] = ("main",),
+    custom_resources_per_worker: dict[str, float] | None = None,
+    **multi_agent: Any,
 ) -> Any:
+    """PPO on the legacy stack; ``multi_agent`` adds settings such as ``policy_map_capacity``."""
     config = (
         PPOConfig()
         .environment(RockPaperScissors)
@@ -91,6 +94,7 @@ def ppo_config(
                       for pid in policies},
             policy_mapping_fn=map_everyone_to_main,
             policies_to_train=["main"],
+            **multi_agent,
         )
         .debugging(seed=0, log_level="ERROR")
     )

@@ -263,7 +263,7 @@ def test_duplicate_policy_id_raises_key_error_and_adds_nothing(shim: Any, build:
         algo.add_policy("main", policy_cls, **spaces)
 
     # An id only the evaluation workers have: RLlib adds it to the training workers, then fails.
-    algo.add_policy("eval_only", policy_cls, add_to_env_runners=False, **spaces)
+    _compat.evaluation_group(algo).add_policy("eval_only", policy_cls, **spaces)
     with pytest.raises(KeyError):
         algo.add_policy("eval_only", policy_cls, **spaces)
     on_training_workers = ["eval_only" in _compat.policy_ids(_compat.local_worker(training_group(algo)))]
