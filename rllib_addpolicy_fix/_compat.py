@@ -178,6 +178,18 @@ def groups(algo: Algorithm) -> dict[str, Any]:
     return {role: group for role, group in found.items() if group is not None}
 
 
+def groups_receiving_add(algo: Algorithm, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The worker sets an ``Algorithm.add_policy`` call adds to, read as RLlib reads them:
+    ``add_to_env_runners``/``add_to_eval_env_runners`` from 2.40, ``evaluation_workers``
+    before (the training set always)."""
+    if "add_to_eval_env_runners" in arguments:
+        wanted = {"training": arguments.get("add_to_env_runners") is True,
+                  "evaluation": arguments.get("add_to_eval_env_runners") is True}
+    else:
+        wanted = {"training": True, "evaluation": arguments.get("evaluation_workers") is True}
+    return {role: group for role, group in groups(algo).items() if wanted[role]}
+
+
 def local_worker(group: Any) -> Any:
     """The group's driver-side RolloutWorker, or None."""
     if group is None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import wrapt
 
-from . import _broadcast, _compat, _remote, _tracking
+from . import _broadcast, _compat, _remote, _rollback, _tracking
 from ._state import SharedPolicyState
 
 logger = logging.getLogger("rllib_addpolicy_fix")
@@ -77,7 +77,8 @@ def _algorithm_add_policy(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> An
     policy_id = arguments["policy_id"]
     with _tracking.LOCK:
         _tracking.bind_algorithm(algo)
-        for role, group in _compat.groups(algo).items():
+        receiving = _compat.groups_receiving_add(algo, arguments)
+        for role, group in receiving.items():
             worker = _compat.local_worker(group)
             if worker is not None and policy_id in _compat.policy_ids(worker):
                 raise KeyError(
@@ -85,7 +86,12 @@ def _algorithm_add_policy(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> An
                     "Make sure you use a Policy ID that has not been taken yet. Policy IDs "
                     f"that are already in your policy map: {_compat.policy_ids(worker)}"
                 )
-        return wrapped(*args, **kwargs)
+        try:
+            return wrapped(*args, **kwargs)
+        except BaseException:
+            for group in receiving.values():  # e.g. added for training, failed for evaluation
+                _rollback.undo_add(group, policy_id)
+            raise
 
 
 def _group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
@@ -106,7 +112,13 @@ def _group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
                 shared = SharedPolicyState(deferred=True)
         if shared is not None:
             kwargs = dict(kwargs, policy_state=shared)
-        result = wrapped(*args, **kwargs)
+        was_absent = bool(_rollback.absent_from({"group": group}, policy_id))
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException:
+            if was_absent:  # a duplicate id fails before adding anything: leave it alone
+                _rollback.undo_add(group, policy_id)
+            raise
         if shared is None or not shared.pending:
             record.mark_delivered([policy_id])
         return result

@@ -57,6 +57,18 @@ def set_policy_weights(worker: Any, weights_ref: Any) -> dict[str, Any]:
         return {"applied": applied, "missing": missing, "error": repr(error)}
 
 
+def remove_policy(worker: Any, policy_id: str) -> dict[str, Any]:
+    """Remove ``policy_id`` if this worker has it (undoing a failed add)."""
+    try:
+        if policy_id in worker.policy_map:
+            worker.remove_policy(policy_id=policy_id)
+            return {"removed": True, "error": None}
+        return {"removed": False, "error": None}
+    except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker
+        logger.exception("rllib_addpolicy_fix: could not remove policy %r", policy_id)
+        return {"removed": False, "error": repr(error)}
+
+
 def policy_weights(worker: Any, policy_ids: list[str] | None) -> dict[str, Any]:
     """``{"weights": {policy_id: weights}, "policy_ids": [...], "error": str | None}`` for
     ``verify()``; ``policy_ids=None`` reads every policy the worker has."""

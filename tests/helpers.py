@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from ray.rllib.algorithms.callbacks import DefaultCallbacks
 from ray.rllib.algorithms.ppo import PPOConfig
-from ray.rllib.policy.policy import PolicySpec
+from ray.rllib.policy.policy import Policy, PolicySpec
 
 from rllib_addpolicy_fix import _compat
 from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE, RockPaperScissors
@@ -118,3 +118,26 @@ def remote_facts(worker: Any) -> dict[str, Any]:
         "shim_modules": sorted(m for m in sys.modules if m.startswith("rllib_addpolicy_fix")),
         "shim_active": bool(shim and shim.is_installed()),
     }
+
+
+class NumpyPolicy(Policy):  # type: ignore[misc]
+    """A custom non-torch policy: a linear scorer with numpy weights (the generic path)."""
+
+    def __init__(self, observation_space: Any, action_space: Any, config: dict[str, Any]) -> None:
+        super().__init__(observation_space, action_space, config)
+        self.w = np.random.default_rng().normal(
+            size=(observation_space.shape[0], action_space.n)
+        ).astype(np.float32)
+
+    def compute_actions(self, obs_batch: Any, *args: Any, **kwargs: Any) -> Any:
+        scores = np.asarray(obs_batch, np.float32) @ self.w
+        return scores.argmax(axis=1), [], {}
+
+    def learn_on_batch(self, samples: Any) -> dict[str, Any]:
+        return {}
+
+    def get_weights(self) -> dict[str, Any]:
+        return {"w": self.w.copy()}
+
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        self.w = np.array(weights["w"], np.float32)

@@ -54,3 +54,74 @@ def test_removed_policy_is_forgotten_and_can_be_re_added(shim: Any, build: Any) 
     helpers.copy_weights(algo, "snap")
     algo.train()
     shim.expect(fix.verify(algo), "snap")
+
+
+def test_adding_to_one_worker_set_checks_only_that_set_for_duplicates(
+    shim: Any, build: Any
+) -> None:
+    import inspect
+
+    from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+
+    algo = build(helpers.ppo_config(evaluation_workers=1))
+    policy_cls = type(algo.get_policy("main"))
+    spaces = {"observation_space": OBSERVATION_SPACE, "action_space": ACTION_SPACE}
+    _compat.evaluation_group(algo).add_policy("x", policy_cls, **spaces)  # evaluation set only
+    training_only = (  # how this Ray spells "add to the training workers alone"
+        {"add_to_eval_env_runners": False}
+        if "add_to_eval_env_runners" in inspect.signature(algo.add_policy).parameters
+        else {"evaluation_workers": False}
+    )
+    algo.add_policy("x", policy_cls, **training_only, **spaces)  # legal in RLlib: no KeyError
+    assert "x" in _compat.policy_ids(_compat.local_worker(_compat.training_group(algo)))
+    diff = fix.verify(algo, ["x"]).max_abs_diff("x", group="training")
+    assert diff == 0.0 if shim.active else diff > 0.0
+
+
+def test_failed_add_leaves_nothing_half_added(shim: Any, build: Any) -> None:
+    from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+
+    algo = build(helpers.ppo_config())
+    group = _compat.training_group(algo)
+    healthy = group.num_healthy_remote_workers()
+    main = algo.get_policy("main")
+    bad_state = main.get_state()
+    bad_state["weights"] = {k: np.zeros((3, 3), np.float32) for k in bad_state["weights"]}
+    with pytest.raises(Exception):
+        algo.add_policy("bad", type(main), observation_space=OBSERVATION_SPACE,
+                        action_space=ACTION_SPACE, policy_state=bad_state)
+    on_driver = "bad" in _compat.policy_ids(_compat.local_worker(group))
+    on_workers = ["bad" in ids for _, ids in _compat.foreach_remote(group, helpers.policy_ids_of)]
+    assert not any(on_workers)
+    assert on_driver is not shim.active  # RLlib alone leaves it on the driver only
+    assert group.num_healthy_remote_workers() == healthy
+    algo.train()
+
+
+def test_snapshots_added_from_eight_threads_at_once_stay_consistent(
+    shim: Any, build: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    algo = build(helpers.ppo_config())
+    algo.train()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda index: helpers.copy_weights(algo, f"thread{index}"), range(8)))
+    algo.train()
+    report = fix.verify(algo)
+    assert {c.policy_id for c in report.checks} >= {f"thread{i}" for i in range(8)}
+    shim.expect(report)
+
+
+def test_custom_numpy_policy_snapshots_reach_remote_workers(shim: Any, build: Any) -> None:
+    from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+
+    algo = build(helpers.ppo_config())
+    algo.train()
+    algo.add_policy("numpy_opponent", helpers.NumpyPolicy, observation_space=OBSERVATION_SPACE,
+                    action_space=ACTION_SPACE)
+    shim.expect(fix.verify(algo, ["numpy_opponent"]), "numpy_opponent")
+    policy = algo.get_policy("numpy_opponent")
+    policy.set_weights({"w": policy.get_weights()["w"] + 1.0})
+    algo.train()
+    shim.expect(fix.verify(algo, ["numpy_opponent"]), "numpy_opponent")
