@@ -18,7 +18,7 @@ import time
 import ray
 
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _tracking, game
+from rllib_addpolicy_fix import _compat, _tracking, demo
 
 
 def main() -> int:
@@ -30,21 +30,8 @@ def main() -> int:
     args = parser.parse_args()
     ray.init(num_cpus=args.workers + 2, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.policy.policy import PolicySpec
-
-    config = (
-        PPOConfig()
-        .environment(game.RockPaperScissors)
-        .multi_agent(
-            policies={"main": PolicySpec(None, game.OBSERVATION_SPACE, game.ACTION_SPACE, {})},
-            policy_mapping_fn=game.league_mapping, policies_to_train=["main"],
-            policy_map_capacity=args.snapshots + 10,
-        )
-        .debugging(seed=0, log_level="ERROR")
-    )
-    algo = _compat.configure_old_stack(config, num_workers=args.workers, hidden=args.hidden,
-                                       train_batch_size=400).build()
+    algo = demo.build_league(args.workers, hidden=tuple(args.hidden), train_batch_size=400,
+                             policy_map_capacity=args.snapshots + 10)
     main_policy = algo.get_policy("main")
     for index in range(args.snapshots):
         algo.add_policy(f"main_v{index}", type(main_policy),

@@ -20,7 +20,7 @@ from typing import Any
 import ray
 
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _tracking, game
+from rllib_addpolicy_fix import _compat, _tracking, demo
 
 
 def copy_weights(algo: Any, dst: str) -> None:
@@ -74,21 +74,7 @@ PATTERNS: dict[str, tuple[Callable[[Any, str], None], bool]] = {
 
 
 def build(workers: int, hidden: list[int], capacity: int) -> Any:
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.policy.policy import PolicySpec
-
-    config = (
-        PPOConfig()
-        .environment(game.RockPaperScissors)
-        .multi_agent(
-            policies={"main": PolicySpec(None, game.OBSERVATION_SPACE, game.ACTION_SPACE, {})},
-            policy_mapping_fn=game.league_mapping, policies_to_train=["main"],
-            policy_map_capacity=capacity,
-        )
-        .debugging(seed=0, log_level="ERROR")
-    )
-    return _compat.configure_old_stack(config, num_workers=workers, hidden=hidden,
-                                       train_batch_size=200).build()
+    return demo.build_league(workers, hidden=tuple(hidden), policy_map_capacity=capacity)
 
 
 def run(workers: int, snapshots: int, hidden: list[int]) -> dict[str, list[float]]:
@@ -144,7 +130,7 @@ def main() -> int:
         state = sum(med["add(policy_state=main.get_state())"]) / 2
         targets = [
             ("shim-fixed / buggy add", shim / buggy, "<= 1.10", shim / buggy <= 1.10),
-            ("shim-fixed last 10 / first 10",
+            (f"shim-fixed last {last} / first {first}",
              med["shim: buggy add (+ its broadcast)"][1] / med["shim: buggy add (+ its broadcast)"][0],
              "<= 1.10", med["shim: buggy add (+ its broadcast)"][1]
              <= 1.10 * med["shim: buggy add (+ its broadcast)"][0]),

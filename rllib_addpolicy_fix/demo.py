@@ -36,7 +36,11 @@ class PhaseOutcome:
     lines: list[str] = field(default_factory=list)
 
 
-def build_league(num_workers: int) -> Any:
+def build_league(
+    num_workers: int, *, hidden: tuple[int, ...] = (32, 32), train_batch_size: int = 200,
+    policy_map_capacity: int = 100,
+) -> Any:
+    """PPO (legacy stack, torch) on the shipped game: "main" trains against league snapshots."""
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.policy.policy import PolicySpec
 
@@ -47,11 +51,12 @@ def build_league(num_workers: int) -> Any:
             policies={"main": PolicySpec(None, game.OBSERVATION_SPACE, game.ACTION_SPACE, {})},
             policy_mapping_fn=game.league_mapping,
             policies_to_train=["main"],
+            policy_map_capacity=policy_map_capacity,
         )
         .debugging(seed=0, log_level="ERROR")
     )
     return _compat.configure_old_stack(
-        config, num_workers=num_workers, hidden=(32, 32), train_batch_size=200
+        config, num_workers=num_workers, hidden=hidden, train_batch_size=train_batch_size
     ).build()
 
 
