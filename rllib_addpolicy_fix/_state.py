@@ -14,6 +14,7 @@ remote copies start from the driver's initial weights instead of their own rando
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from . import _remote
@@ -22,13 +23,12 @@ from . import _remote
 class SharedPolicyState(dict):  # type: ignore[type-arg]
     """A policy state dict that pickles as an object-store reference."""
 
-    __slots__ = ("ref", "deferred", "nbytes")
+    __slots__ = ("ref", "deferred")
 
     def __init__(self, state: dict[str, Any] | None = None, *, deferred: bool = False) -> None:
         super().__init__(state or {})
         self.ref: Any = None
         self.deferred = deferred
-        self.nbytes = 0
         if state is not None:
             self.put(state)
 
@@ -38,7 +38,6 @@ class SharedPolicyState(dict):  # type: ignore[type-arg]
         import ray
 
         self.ref = ray.put(dict(state))
-        self.nbytes = state_nbytes(state)
         self.deferred = False
 
     @property
@@ -52,10 +51,19 @@ class SharedPolicyState(dict):  # type: ignore[type-arg]
         return (_remote.resolve_state, (self.ref,))
 
 
+def leaves(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """``(path, leaf)`` for every array (or other leaf) of a nested weights or state structure;
+    the one walk that sizing, digests and ``verify()`` share."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from leaves(value, f"{path}/{key}")
+    elif isinstance(tree, (list, tuple)):
+        for index, value in enumerate(tree):
+            yield from leaves(value, f"{path}[{index}]")
+    else:
+        yield path, tree
+
+
 def state_nbytes(tree: Any) -> int:
     """Bytes of the arrays in a (nested) weights or state structure."""
-    if isinstance(tree, dict):
-        return sum(state_nbytes(value) for value in tree.values())
-    if isinstance(tree, (list, tuple)):
-        return sum(state_nbytes(value) for value in tree)
-    return int(getattr(tree, "nbytes", 0) or 0)
+    return sum(int(getattr(leaf, "nbytes", 0) or 0) for _, leaf in leaves(tree))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _compat
+from ._state import leaves
 
 #: One lock for all shim bookkeeping and broadcasts: adds from callbacks and user threads must
 #: not interleave a half-recorded add with a broadcast. Re-entrant: add_policy nests calls.
@@ -54,26 +55,15 @@ def stash_stamp(state_ref: Any) -> Hashable:
 
 
 def weights_digest(tree: Any) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    _feed(digest, tree)
-    return digest.hexdigest()
-
-
-def _feed(digest: Any, tree: Any) -> None:
     import numpy as np
 
-    if isinstance(tree, dict):
-        for key in sorted(tree, key=str):
-            digest.update(repr(key).encode())
-            _feed(digest, tree[key])
-    elif isinstance(tree, (list, tuple)):
-        digest.update(b"[%d" % len(tree))
-        for item in tree:
-            _feed(digest, item)
-    else:
-        array = np.ascontiguousarray(np.asarray(tree))
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.view(np.uint8).reshape(-1) if array.size else b"")
+    digest = hashlib.blake2b(digest_size=16)
+    for path, leaf in sorted(leaves(tree), key=lambda item: item[0]):
+        array = np.ascontiguousarray(np.asarray(leaf))
+        digest.update(f"{path}{array.dtype.str}{array.shape}".encode())
+        if array.size:
+            digest.update(array.view(np.uint8).reshape(-1).data)
+    return digest.hexdigest()
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _compat, _remote
+from ._state import leaves
 
 EQUAL, DIFFERS, MISSING, EXTRA, ERROR = "equal", "differs", "missing", "extra", "error"
 
@@ -147,20 +148,10 @@ def _compare(
     return checks
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+def _flatten(tree: Any) -> dict[str, Any]:
     import numpy as np
 
-    if isinstance(tree, dict):
-        flat: dict[str, Any] = {}
-        for key, value in tree.items():
-            flat.update(_flatten(value, f"{prefix}/{key}"))
-        return flat
-    if isinstance(tree, (list, tuple)):
-        flat = {}
-        for index, value in enumerate(tree):
-            flat.update(_flatten(value, f"{prefix}[{index}]"))
-        return flat
-    return {prefix: np.asarray(tree)}
+    return {path: np.asarray(leaf) for path, leaf in leaves(tree)}
 
 
 def _max_abs_diff(left: dict[str, Any], right: dict[str, Any]) -> float:
