@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 from . import _compat, _remote, _tracking
@@ -18,11 +19,16 @@ from ._state import state_nbytes
 logger = logging.getLogger(__name__)
 
 
-def push_pending(group: Any) -> list[str]:
-    """Send every pending change of ``group``; returns the policy ids sent."""
+def push_pending(group: Any, skip: Collection[str] = ()) -> list[str]:
+    """Send every pending change of ``group`` (but those of ``skip``); returns the ids sent."""
     with _tracking.LOCK:
         record = _tracking.record_for(group)
-        policy_ids = record.pending()
+        policy_ids = [policy_id for policy_id in record.pending() if policy_id not in skip]
+        own = _compat.local_worker(group)
+        if not _compat.num_remote_workers(group) and (own is None or own is record.truth()):
+            # No copy to update (no remote workers, e.g. num_workers=0 or after stop()).
+            record.mark_delivered(policy_ids)
+            return []
         if policy_ids:
             broadcast(record, policy_ids)
         return policy_ids
@@ -33,13 +39,13 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
     import ray
 
     group, truth = record.group, record.truth()
+    own = _compat.local_worker(group)
     started = time.perf_counter()
     stamps, weights = {}, {}
     for policy_id in policy_ids:
         stamps[policy_id], weights[policy_id] = _current_weights(truth, policy_id)
     nbytes = state_nbytes(weights)
 
-    own = _compat.local_worker(group)
     if own is not None and own is not truth:  # the evaluation set's driver-side worker
         _remote.set_policy_weights(own, weights)
 

@@ -298,6 +298,16 @@ def policy_ids(worker: Any) -> list[str]:
     return list(policy_map.keys()) if policy_map is not None else []
 
 
+def trained_in_background(algo: Algorithm) -> list[str]:
+    """Trained policies of an algorithm whose learner thread updates them between iterations and
+    pushes their weights to the workers itself, bypassing ``sync_weights`` (IMPALA and APPO on
+    the legacy stack: ``_learner_thread``, every release 2.5-2.60). Empty for the others."""
+    if getattr(algo, "_learner_thread", None) is None:
+        return []
+    worker = local_worker(training_group(algo))
+    return [pid for pid in policy_ids(worker) if worker.is_policy_to_train(pid, None)]
+
+
 def weights_read_from_torch_model(policy: Policy) -> bool:
     """True when ``policy.get_weights()`` is exactly ``policy.model``'s state dict, so tensor
     version counters tell whether the weights changed (no need to read them)."""
@@ -380,3 +390,38 @@ def ppo_batch_kwargs(config: AlgorithmConfig, train_batch_size: int) -> dict[str
         minibatch: max(train_batch_size // 2, 1),
         epochs: 1,
     }
+
+
+#: ``fault_tolerance()`` names for "restart failed workers" and "restart delay", newest first:
+#: ``restart_failed_env_runners`` (2.40), ``recreate_failed_env_runners`` (2.20),
+#: ``recreate_failed_workers`` (2.5). Newer releases keep the old names as raising parameters.
+_RESTART_SETTINGS = (
+    ("restart_failed_env_runners", "delay_between_env_runner_restarts_s"),
+    ("recreate_failed_env_runners", "delay_between_env_runner_restarts_s"),
+    ("recreate_failed_workers", "delay_between_worker_restarts_s"),
+)
+
+
+def enable_worker_restarts(config: AlgorithmConfig) -> AlgorithmConfig:
+    """Restart failed remote workers at once (the default delay is 60 s)."""
+    parameters = _signature(type(config).fault_tolerance).parameters
+    for restart, delay in _RESTART_SETTINGS:
+        if restart in parameters and delay in parameters:
+            return config.fault_tolerance(**{restart: True, delay: 0})
+    raise NotImplementedError("no known worker-restart setting in this Ray release")
+
+
+def remote_actors(group: Any) -> dict[int, Any]:
+    """The set's remote worker actors by id (for killing one in tests). The actor manager is
+    ``_worker_manager`` from 2.30, a name-mangled ``__worker_manager`` of ``WorkerSet`` before."""
+    manager = getattr(group, "_worker_manager", None) or getattr(
+        group, "_WorkerSet__worker_manager", None
+    )
+    return dict(manager.actors()) if manager is not None else {}
+
+
+def checkpoint_path(saved: Any) -> str:
+    """The directory ``Algorithm.save()`` wrote: a path string up to 2.5, a ``Checkpoint``
+    (2.7+) or a ``TrainingResult`` whose ``.checkpoint`` is one (2.20+)."""
+    checkpoint = getattr(saved, "checkpoint", saved)
+    return str(getattr(checkpoint, "path", checkpoint))

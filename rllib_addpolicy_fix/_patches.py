@@ -8,13 +8,15 @@ What each wrapper adds to RLlib:
 * ``<worker set>.add_policy``: the remote ``add_policy`` calls carry the driver's state as one
   object-store ref: the caller's ``policy_state`` if given, else the state of the policy the
   driver just built (RLlib sends ``None``, so every remote worker kept its own random init).
+  A callable ``policies_to_train`` (RLlib's set calls ``list()`` on it) is applied afterwards.
 * ``RolloutWorker.add_policy`` (driver only): fills that deferred state right after the driver
   built the policy, before the remote calls are pickled.
 * ``<worker set>.sync_weights``: records what RLlib's own syncs delivered, so the shim never
   re-sends it.
 * ``Algorithm.step``: before the iteration samples, one blocking broadcast of the policies whose
   driver weights changed (``set_weights``/``set_state`` after an add, ``algo.set_weights``,
-  snapshots refreshed in callbacks); after it, the shim's figures in the result dict.
+  snapshots refreshed in callbacks); after it, the shim's figures in the result dict. Policies
+  a learner thread trains (IMPALA/APPO) are left to the algorithm, which pushes them itself.
 * ``Algorithm.remove_policy``: forgets the removed policy.
 * ``PolicyMap._stash_least_used_policy`` (the driver's map only): when the LRU cache evicts a
   policy the workers already hold, its record follows it into the stash; a changed one stays
@@ -23,6 +25,7 @@ What each wrapper adds to RLlib:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -100,6 +103,10 @@ def _group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
     with _tracking.LOCK:
         arguments = _compat.bind(wrapped, args, kwargs)
         policy_id = arguments["policy_id"]
+        to_train = arguments.get("policies_to_train")
+        if callable(to_train):  # RLlib's set calls list() on it; the shim applies it afterwards
+            _check_sendable(to_train, group)
+            kwargs = dict(kwargs, policies_to_train=None)
         record = _tracking.record_for(group)
         truth, own = record.truth(), _compat.local_worker(group)
         shared = None
@@ -121,7 +128,40 @@ def _group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
             raise
         if shared is None or not shared.pending:
             record.mark_delivered([policy_id])
+        if callable(to_train):
+            _set_policies_to_train(group, to_train)
         return result
+
+
+def _check_sendable(policies_to_train: Callable[..., Any], group: Any) -> None:
+    """Refuse, before anything is added, a callable the remote workers could not receive."""
+    if not _compat.num_remote_workers(group):
+        return
+    import ray.cloudpickle
+
+    try:
+        ray.cloudpickle.dumps(policies_to_train)
+    except Exception as error:
+        raise TypeError(
+            f"add_policy(policies_to_train={policies_to_train!r}): the callable cannot be "
+            f"pickled for the remote workers ({error}); pass a picklable function or a list "
+            "of policy ids"
+        ) from error
+
+
+def _set_policies_to_train(group: Any, policies_to_train: Callable[..., Any]) -> None:
+    """What RLlib's ``RolloutWorker.add_policy`` would have done with the callable, on the
+    set's driver-side worker and every remote worker."""
+    own = _compat.local_worker(group)
+    if own is not None:
+        own.set_is_policy_to_train(policies_to_train)
+    if _compat.num_remote_workers(group):
+        apply = functools.partial(_remote.set_policies_to_train,
+                                  policies_to_train=policies_to_train)
+        for worker_id, outcome in _compat.foreach_remote(group, apply):
+            if outcome.get("error"):
+                logger.warning("rllib_addpolicy_fix: remote worker %s did not take "
+                               "policies_to_train: %s", worker_id, outcome["error"])
 
 
 def _worker_add_policy(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> Any:
@@ -153,7 +193,9 @@ def _algorithm_step(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
     with _tracking.LOCK:
         records = _tracking.bind_algorithm(algo)
         if "training" in records:
-            _broadcast.push_pending(records["training"].group)
+            # A learner thread's own updates reach the workers through the algorithm itself.
+            trained_by_rllib = _compat.trained_in_background(algo)
+            _broadcast.push_pending(records["training"].group, skip=trained_by_rllib)
     result = wrapped(*args, **kwargs)
     if isinstance(result, dict):
         result[RESULT_KEY] = _tracking.take_result(algo)
@@ -242,6 +284,7 @@ def uninstall() -> None:
         for owner, attribute, handle in _wrapped.values():
             wrapt.unwrap_object(owner, attribute, handle, missing_ok=True)
         _wrapped.clear()
+        _tracking.stop_watching_torch()
         cloudpickle = sys.modules.get("ray.cloudpickle")
         if cloudpickle is not None and _remote.__name__ in _pickled_by_value(cloudpickle):
             cloudpickle.unregister_pickle_by_value(_remote)

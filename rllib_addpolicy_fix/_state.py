@@ -14,10 +14,10 @@ remote copies start from the driver's initial weights instead of their own rando
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from . import _remote
+from ._remote import leaves
 
 
 class SharedPolicyState(dict):  # type: ignore[type-arg]
@@ -49,19 +49,6 @@ class SharedPolicyState(dict):  # type: ignore[type-arg]
         if self.ref is None:
             return (type(None), ())  # RLlib's default: the remote builds its own init
         return (_remote.resolve_state, (self.ref,))
-
-
-def leaves(tree: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """``(path, leaf)`` for every array (or other leaf) of a nested weights or state structure;
-    the one walk that sizing, digests and ``verify()`` share."""
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            yield from leaves(value, f"{path}/{key}")
-    elif isinstance(tree, (list, tuple)):
-        for index, value in enumerate(tree):
-            yield from leaves(value, f"{path}[{index}]")
-    else:
-        yield path, tree
 
 
 def state_nbytes(tree: Any) -> int:

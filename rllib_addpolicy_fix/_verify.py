@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _compat, _remote
-from ._state import leaves
+from ._remote import leaves
 
 EQUAL, DIFFERS, MISSING, EXTRA, ERROR = "equal", "differs", "missing", "extra", "error"
 

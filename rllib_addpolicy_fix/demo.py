@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,3 +146,42 @@ def main(args: argparse.Namespace) -> int:
     else:
         print("NOT FIXED: remote workers still differ from the driver with the shim active.")
     return 0 if fixed else 1
+
+
+@dataclass
+class SoakCycle:
+    index: int
+    consistent: bool
+    league: list[str]
+    rss_bytes: int
+
+
+def soak(
+    algo: Any, cycles: int, *, league_size: int = 4, train_every: int = 10
+) -> Iterator[SoakCycle]:
+    """Add / refresh / remove cycles on a running league, yielding a :class:`SoakCycle` each:
+    a snapshot of "main" is added, the oldest live one is refreshed in place, and once the
+    league is full the oldest is removed. Every ``train_every`` cycles the league trains;
+    otherwise, with the shim installed, :func:`sync` stands in for the broadcast the next
+    ``train()`` would make."""
+    import gc
+
+    import psutil
+
+    from . import is_installed, sync
+
+    process = psutil.Process()
+    league: list[str] = []
+    for index in range(cycles):
+        snapshot = f"soak_{index}"
+        copy_weights(algo, snapshot)
+        league.append(snapshot)
+        algo.get_policy(league[0]).set_weights(algo.get_policy("main").get_weights())
+        if len(league) > league_size:
+            algo.remove_policy(league.pop(0))
+        if (index + 1) % train_every == 0:
+            algo.train()
+        elif is_installed():
+            sync(algo)
+        gc.collect()
+        yield SoakCycle(index, verify(algo).consistent, list(league), process.memory_info().rss)

@@ -141,3 +141,68 @@ class NumpyPolicy(Policy):  # type: ignore[misc]
 
     def set_weights(self, weights: dict[str, Any]) -> None:
         self.w = np.array(weights["w"], np.float32)
+
+
+def train_only_main(policy_id: str, batch: Any = None) -> bool:
+    """A callable ``policies_to_train``, as ``Algorithm.add_policy`` documents."""
+    return policy_id == "main"
+
+
+def trains(worker: Any, policy_id: str) -> bool:
+    return bool(worker.is_policy_to_train(policy_id, None))
+
+
+def algorithm_config(name: str, *, num_workers: int = 2, callbacks: type | None = None) -> Any:
+    """DQN (off-policy) or APPO (asynchronous sampling) on the legacy stack, tiny sizes."""
+    from ray.rllib.algorithms.appo import APPOConfig
+    from ray.rllib.algorithms.dqn import DQNConfig
+
+    config = {"DQN": DQNConfig, "APPO": APPOConfig}[name]()
+    config = (
+        config.environment(RockPaperScissors)
+        .multi_agent(
+            policies={"main": PolicySpec(None, OBSERVATION_SPACE, ACTION_SPACE, {})},
+            policy_mapping_fn=map_everyone_to_main,
+            policies_to_train=["main"],
+        )
+        .debugging(seed=0, log_level="ERROR")
+    )
+    if callbacks is not None:
+        config = config.callbacks(callbacks)
+    config = _compat.configure_old_stack(config, num_workers=num_workers)
+    if name == "DQN":
+        config = config.training(
+            train_batch_size=32, num_steps_sampled_before_learning_starts=40,
+            replay_buffer_config={
+                "type": "ray.rllib.utils.replay_buffers.MultiAgentReplayBuffer", "capacity": 1000
+            },
+        )
+    return config
+
+
+# Driver-side checks of what the remote workers sampled with (see SampleProbe).
+
+
+def remote_results(algo: Any, func: Any, group: Any = None) -> list[Any]:
+    group = group if group is not None else _compat.training_group(algo)
+    return [result for _, result in _compat.foreach_remote(group, func)]
+
+
+def sample_count(algo: Any) -> list[int]:
+    return [len(samples) for samples in remote_results(algo, probe_samples)]
+
+
+def samples_since(algo: Any, counts: list[int], *, required: bool = True) -> list[dict[str, str]]:
+    """What each remote worker's policies held whenever it sampled since ``counts``."""
+    per_worker = remote_results(algo, probe_samples)
+    seen = [s for before, samples in zip(counts, per_worker) for s in samples[before:]]
+    assert seen or not required, "the workers did not sample"
+    return seen
+
+
+def expect_sampled_with(shim: Any, seen: list[dict[str, str]], policy_id: str, expected: str) -> None:
+    matches = [sample[policy_id] == expected for sample in seen]
+    if shim.active:
+        assert all(matches), f"{policy_id}: {matches.count(False)} of {len(matches)} samples stale"
+    else:
+        assert not any(matches), f"{policy_id}: expected RLlib alone to sample stale weights"

@@ -16,6 +16,7 @@ import pytest
 import ray
 
 import helpers
+from helpers import expect_sampled_with, remote_results, sample_count, samples_since
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat, _remote
 from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
@@ -25,31 +26,6 @@ pytestmark = pytest.mark.timeout(300)
 
 def training_group(algo: Any) -> Any:
     return _compat.training_group(algo)
-
-
-def remote_results(algo: Any, func: Any, group: Any = None) -> list[Any]:
-    group = group if group is not None else training_group(algo)
-    return [result for _, result in _compat.foreach_remote(group, func)]
-
-
-def sample_count(algo: Any) -> list[int]:
-    return [len(samples) for samples in remote_results(algo, helpers.probe_samples)]
-
-
-def samples_since(algo: Any, counts: list[int]) -> list[dict[str, str]]:
-    """What each remote worker's policies held whenever it sampled since ``counts``."""
-    per_worker = remote_results(algo, helpers.probe_samples)
-    seen = [s for before, samples in zip(counts, per_worker) for s in samples[before:]]
-    assert seen, "the workers did not sample"
-    return seen
-
-
-def expect_sampled_with(shim: Any, seen: list[dict[str, str]], policy_id: str, expected: str) -> None:
-    matches = [sample[policy_id] == expected for sample in seen]
-    if shim.active:
-        assert all(matches), f"{policy_id}: {matches.count(False)} of {len(matches)} samples stale"
-    else:
-        assert not any(matches), f"{policy_id}: expected RLlib alone to sample stale weights"
 
 
 @contextlib.contextmanager

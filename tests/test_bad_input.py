@@ -1,0 +1,126 @@
+"""Issue 5 (bad input): each gets RLlib's error or a clearer one, no remote worker is killed, and
+the driver and its workers still agree on which policies exist. Oldest and newest tested Ray."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+import helpers
+import rllib_addpolicy_fix as fix
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(
+        str(_compat.installed_ray_version()) not in (_compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]),
+        reason="runs on the oldest and the newest tested Ray",
+    ),
+]
+SPACES = {"observation_space": OBSERVATION_SPACE, "action_space": ACTION_SPACE}
+
+
+def policy_sets_agree(algo: Any) -> bool:
+    """Every remote worker of each set has exactly the policies of that set's driver."""
+    truth = _compat.local_worker(_compat.training_group(algo))
+    for group in _compat.groups(algo).values():
+        own = _compat.local_worker(group) or truth
+        expected = set(_compat.policy_ids(own))
+        remote = [set(ids) for _, ids in _compat.foreach_remote(group, helpers.policy_ids_of)]
+        if any(ids != expected for ids in remote):
+            return False
+    return True
+
+
+def test_callable_policies_to_train_is_applied_on_every_worker(shim: Any, build: Any) -> None:
+    algo = build(helpers.ppo_config())
+    group = _compat.training_group(algo)
+    main = algo.get_policy("main")
+    if not shim.active:  # RLlib's worker set calls list() on it, although add_policy documents it
+        with pytest.raises(TypeError):
+            algo.add_policy("snap", type(main), policies_to_train=helpers.train_only_main,
+                            **SPACES)
+        assert policy_sets_agree(algo)
+        return
+    algo.add_policy("snap", type(main), policies_to_train=helpers.train_only_main, **SPACES)
+    remote = [pair[1] for pair in _compat.foreach_remote(group, functools.partial(
+        helpers.trains, policy_id="snap"))]
+    driver = _compat.local_worker(group)
+    assert remote == [False, False] and not driver.is_policy_to_train("snap", None)
+    assert driver.is_policy_to_train("main", None)
+    assert policy_sets_agree(algo)
+    algo.get_policy("snap").set_weights(main.get_weights())
+    algo.train()
+    shim.expect(fix.verify(algo), "snap")
+
+
+def test_unpicklable_policies_to_train_is_refused_before_anything_is_added(build: Any) -> None:
+    algo = build(helpers.ppo_config())
+    lock = threading.Lock()
+
+    def holds_a_lock(policy_id: str, batch: Any = None) -> bool:
+        return lock is not None
+
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        algo.add_policy("snap", type(algo.get_policy("main")), policies_to_train=holds_a_lock,
+                        **SPACES)
+    assert "snap" not in _compat.policy_ids(_compat.local_worker(_compat.training_group(algo)))
+    assert policy_sets_agree(algo)
+
+
+def test_set_weights_naming_an_id_a_worker_lacks_kills_no_worker(shim: Any, build: Any) -> None:
+    algo = build(helpers.ppo_config())
+    algo.train()
+    helpers.copy_weights(algo, "snap")
+    group = _compat.training_group(algo)
+    healthy = group.num_healthy_remote_workers()
+    weights = algo.get_policy("main").get_weights()
+    try:
+        algo.set_weights({"ghost": weights})
+    except KeyError:
+        pass  # RLlib's own error up to 2.30 (2.40+ skips the id with a warning)
+    algo.set_weights({"snap": {k: np.full_like(v, 0.25) for k, v in weights.items()}})
+    algo.train()
+    assert group.num_healthy_remote_workers() == healthy
+    assert policy_sets_agree(algo)
+    shim.expect(fix.verify(algo), "snap")
+
+
+def test_zero_remote_workers_needs_no_broadcast(shim: Any, build: Any) -> None:
+    algo = build(helpers.ppo_config(num_workers=0))
+    algo.train()
+    helpers.copy_weights(algo, "snap")
+    result = algo.train()
+    assert fix.verify(algo).consistent  # nothing remote to compare: RLlib is right alone
+    assert "snap" in _compat.policy_ids(_compat.local_worker(_compat.training_group(algo)))
+    if shim.active:
+        assert fix.RESULT_KEY in result and result[fix.RESULT_KEY]["broadcasts"] == 0
+        assert fix.sync(algo).sent == {"training": []}
+    else:
+        assert fix.RESULT_KEY not in result
+
+
+def test_calls_after_stop_get_rllib_errors_and_never_hang(shim: Any, build: Any) -> None:
+    algo = build(helpers.ppo_config())
+    algo.train()
+    helpers.copy_weights(algo, "snap")
+    algo.stop()
+    outcomes = {}
+    for name, call in {
+        "add_policy": lambda: helpers.copy_weights(algo, "late"),
+        "sync": lambda: fix.sync(algo),
+        "verify": lambda: fix.verify(algo),
+    }.items():
+        try:
+            call()
+            outcomes[name] = "ok"
+        except Exception as error:  # noqa: BLE001 - recorded and checked below
+            outcomes[name] = type(error).__name__
+    # No remote worker is left after stop(): nothing for the shim to send, nothing to compare.
+    assert outcomes["sync"] == "ok" and outcomes["verify"] == "ok", outcomes
+    assert not fix.verify(algo).checks

@@ -1,0 +1,40 @@
+"""Issue 5 (soak), shortened for CI: ``benchmarks/soak.py`` runs the full 200 cycles."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+import helpers
+from rllib_addpolicy_fix import _compat, _tracking, demo
+
+CYCLES = int(os.environ.get("SOAK_CYCLES", "30"))
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(
+    str(_compat.installed_ray_version()) not in (_compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]),
+    reason="runs on the oldest and the newest tested Ray",
+)
+def test_add_refresh_remove_cycles_stay_consistent_and_tracking_matches_the_league(
+    shim: Any, build: Any
+) -> None:
+    algo = build(helpers.ppo_config())
+    algo.train()
+    cycles = demo.soak(algo, CYCLES)
+    if not shim.active:
+        assert not next(cycles).consistent  # the first snapshot already diverges
+        return
+    seen = list(cycles)
+    assert [c.index for c in seen if not c.consistent] == []
+    truth = _compat.local_worker(_compat.training_group(algo))
+    live = set(_compat.policy_ids(truth))
+    assert live == {"main", *seen[-1].league}
+    record = _tracking.record_for(_compat.training_group(algo))
+    assert set(record.delivered) == live  # nothing tracked for removed policies
+    growth = seen[-1].rss_bytes - seen[len(seen) // 3].rss_bytes
+    print(f"driver RSS growth over the last {len(seen) - len(seen) // 3} of {len(seen)} "
+          f"cycles: {growth / 2**20:+.1f} MiB")
+    assert growth < 64 * 2**20
