@@ -35,7 +35,7 @@ from typing import Any
 import wrapt
 
 from . import _broadcast, _compat, _remote, _rollback, _tracking
-from ._state import SharedPolicyState
+from ._state import SharedPolicyState, fresh_policy_state
 
 logger = logging.getLogger("rllib_addpolicy_fix")
 
@@ -114,7 +114,7 @@ def _group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
             if arguments.get("policy_state") is not None:
                 shared = SharedPolicyState(arguments["policy_state"])
             elif truth is not None and truth is not own and policy_id in truth.policy_map:
-                shared = SharedPolicyState(truth.policy_map[policy_id].get_state())
+                shared = SharedPolicyState(fresh_policy_state(truth.policy_map[policy_id]))
             elif own is not None:
                 shared = SharedPolicyState(deferred=True)
         if shared is not None:
@@ -170,7 +170,7 @@ def _worker_add_policy(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> Any
         return wrapped(*args, **kwargs)
     result = wrapped(*args, **dict(kwargs, policy_state=None))
     policy_id = _compat.bind(wrapped, args, kwargs)["policy_id"]
-    state.put(worker.policy_map[policy_id].get_state())
+    state.put(fresh_policy_state(worker.policy_map[policy_id]))
     return result
 
 

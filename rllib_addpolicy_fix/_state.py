@@ -54,3 +54,15 @@ class SharedPolicyState(dict):  # type: ignore[type-arg]
 def state_nbytes(tree: Any) -> int:
     """Bytes of the arrays in a (nested) weights or state structure."""
     return sum(int(getattr(leaf, "nbytes", 0) or 0) for _, leaf in leaves(tree))
+
+
+#: Parts of a just-built policy's state that its remote copies, built from the same class, spaces
+#: and config, already have. Leaving them out spares every worker deserialising the driver's
+#: config and connectors, and keeps each worker set's own config (the evaluation workers').
+REBUILT_BY_EVERY_WORKER = ("policy_spec", "connector_configs")
+
+
+def fresh_policy_state(policy: Any) -> dict[str, Any]:
+    """The state of a policy the driver has just built, as its remote copies need it."""
+    return {key: value for key, value in policy.get_state().items()
+            if key not in REBUILT_BY_EVERY_WORKER}

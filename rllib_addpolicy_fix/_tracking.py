@@ -46,35 +46,59 @@ def weights_stamp(policy: Any) -> Hashable:
     return ("digest", weights_digest(policy.get_weights()))
 
 
-#: Bumped by torch's global registration hooks whenever any module gains or replaces a
-#: parameter, buffer or submodule, which is what would make a cached tensor list stale.
-_torch_structure_generation = itertools.count()
-_structure_generation = next(_torch_structure_generation)
+class _TensorList:
+    """A model's parameters and buffers, valid until a module of its tree changes structure."""
+
+    __slots__ = ("_model", "tensors", "valid")
+
+    def __init__(self, model: Any) -> None:
+        # Weakly: these lists are the values of ``_lists_by_module``, keyed by the model's own
+        # modules, and a strong reference would keep every model ever cached alive.
+        self._model = weakref.ref(model)
+        self.tensors = tuple(itertools.chain(model.parameters(), model.buffers()))
+        self.valid = True
+
+    def is_for(self, model: Any) -> bool:
+        return self.valid and self._model() is model
+
+
+_tensor_lists: weakref.WeakKeyDictionary[Any, _TensorList] = weakref.WeakKeyDictionary()
+#: module -> the cached lists whose tree contains it (a submodule may be shared).
+_lists_by_module: weakref.WeakKeyDictionary[Any, list[_TensorList]] = weakref.WeakKeyDictionary()
 _torch_hook_handles: list[Any] = []
-_tensor_lists: weakref.WeakKeyDictionary[Any, tuple[Any, int, tuple[Any, ...]]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def _model_tensors(policy: Any) -> tuple[Any, ...]:
     """The model's parameters and buffers. Walking the module tree costs ~40 us per policy, so
-    the per-iteration check of a 100-policy league would cost ~1 % of ``train()``; the list is
-    cached per policy and dropped when the model object or any module's structure changes."""
+    the per-iteration check of a 100-policy league would cost ~1 % of ``train()``. The list is
+    cached per policy and dropped when the model object changes or torch reports a parameter,
+    buffer or submodule (re)registered on a module of its tree."""
     model = policy.model
     cached = _tensor_lists.get(policy) if _watch_torch_structure() else None
-    if cached is not None and cached[0] is model and cached[1] == _structure_generation:
-        return cached[2]
-    tensors = tuple(itertools.chain(model.parameters(), model.buffers()))
+    if cached is not None and cached.is_for(model):
+        return cached.tensors
+    if cached is not None:
+        _invalidate(cached)
+    fresh = _TensorList(model)
     try:
-        _tensor_lists[policy] = (model, _structure_generation, tensors)
+        _tensor_lists[policy] = fresh
+        for module in model.modules():
+            lists = _lists_by_module.setdefault(module, [])
+            lists[:] = [entry for entry in lists if entry.valid] + [fresh]
     except TypeError:  # not weak-referenceable: no caching
         pass
-    return tensors
+    return fresh.tensors
 
 
-def _structure_changed(*_: Any) -> None:
-    global _structure_generation
-    _structure_generation = next(_torch_structure_generation)
+def _invalidate(cached: _TensorList) -> None:
+    cached.valid = False
+    cached.tensors = ()  # do not keep replaced tensors alive
+
+
+def _structure_changed(module: Any, *_: Any) -> None:
+    """torch's registration hook: a module gained or replaced a parameter, buffer or child."""
+    for cached in _lists_by_module.pop(module, ()):
+        _invalidate(cached)
 
 
 def _watch_torch_structure() -> bool:
@@ -95,11 +119,11 @@ def _watch_torch_structure() -> bool:
 
 
 def stop_watching_torch() -> None:
-    """Remove the hooks (``uninstall()``); cached lists are dropped with them."""
+    """Remove the hooks (``uninstall()``) and every cached list with them."""
     while _torch_hook_handles:
         _torch_hook_handles.pop().remove()
     _tensor_lists.clear()
-    _structure_changed()
+    _lists_by_module.clear()
 
 
 def stash_stamp(state_ref: Any) -> Hashable:
@@ -259,6 +283,7 @@ class GroupRecord:
     def record_broadcast(self, policy_ids: list[str], nbytes: int, seconds: float) -> None:
         self.since_result.add(policy_ids, nbytes, seconds)
         self.lifetime.add(policy_ids, nbytes, seconds)
+        self.lifetime.policy_ids.clear()  # counts only: a league runs for days
 
 
 _records: weakref.WeakKeyDictionary[Any, GroupRecord] = weakref.WeakKeyDictionary()

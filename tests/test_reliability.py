@@ -125,3 +125,17 @@ def test_custom_numpy_policy_snapshots_reach_remote_workers(shim: Any, build: An
     policy.set_weights({"w": policy.get_weights()["w"] + 1.0})
     algo.train()
     shim.expect(fix.verify(algo, ["numpy_opponent"]), "numpy_opponent")
+
+
+def test_a_parameter_replaced_on_the_driver_reaches_remote_workers(shim: Any, build: Any) -> None:
+    import torch
+
+    algo = build(helpers.ppo_config())
+    algo.train()
+    helpers.copy_weights(algo, "snap")
+    algo.train()  # the shim now has the snapshot's tensors cached
+    linear = next(m for m in algo.get_policy("snap").model.modules()
+                  if isinstance(m, torch.nn.Linear))
+    linear.weight = torch.nn.Parameter(torch.full_like(linear.weight, 0.125))  # a new tensor
+    algo.train()
+    shim.expect(fix.verify(algo, ["snap"]), "snap")
