@@ -43,7 +43,7 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
     started = time.perf_counter()
     stamps, weights = {}, {}
     for policy_id in policy_ids:
-        stamps[policy_id], weights[policy_id] = _current_weights(truth, policy_id)
+        stamps[policy_id], weights[policy_id] = _tracking.current_weights(truth, policy_id)
     nbytes = state_nbytes(weights)
 
     if own is not None and own is not truth:  # the evaluation set's driver-side worker
@@ -67,16 +67,3 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
         record.delivered.update(stamps)
     sent_bytes = nbytes * _compat.num_remote_workers(group)
     record.record_broadcast(policy_ids, sent_bytes, time.perf_counter() - started)
-
-
-def _current_weights(truth: Any, policy_id: str) -> tuple[Any, Any]:
-    """(stamp, weights) of the driver's policy now: read through the policy map, never a held
-    reference (the LRU map may have evicted it, or reused the object for another id), and from
-    the stash when evicted, without loading it (that would evict another policy)."""
-    import ray
-
-    policy = _compat.loaded_policy(truth, policy_id)
-    if policy is not None:
-        return _tracking.weights_stamp(policy), policy.get_weights()
-    stash_ref = _compat.stashed_state_ref(truth, policy_id)
-    return _tracking.stash_stamp(stash_ref), ray.get(stash_ref)["weights"]

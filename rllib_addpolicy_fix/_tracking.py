@@ -126,6 +126,19 @@ def stop_watching_torch() -> None:
     _lists_by_module.clear()
 
 
+def current_weights(truth: Any, policy_id: str) -> tuple[Hashable, Any]:
+    """(stamp, weights) of the driver's policy now: read through the policy map, never a held
+    reference (the LRU map may have evicted it, or reused the object for another id), and from
+    the stash when evicted, without loading it (that would evict another policy)."""
+    import ray
+
+    policy = _compat.loaded_policy(truth, policy_id)
+    if policy is not None:
+        return weights_stamp(policy), policy.get_weights()
+    stash_ref = _compat.stashed_state_ref(truth, policy_id)
+    return stash_stamp(stash_ref), ray.get(stash_ref)["weights"]
+
+
 def stash_stamp(state_ref: Any) -> Hashable:
     """Stamp of a policy evicted from the driver's LRU policy map: its stashed state's ref (a
     new ref for every eviction; the state holds the weights the policy had then)."""
@@ -232,16 +245,8 @@ class GroupRecord:
             return
         expected: dict[str, tuple[Hashable, str]] = {}
         for policy_id in policy_ids:
-            policy = _compat.loaded_policy(truth, policy_id)
-            if policy is not None:
-                expected[policy_id] = (weights_stamp(policy), weights_digest(policy.get_weights()))
-                continue
-            stash_ref = _compat.stashed_state_ref(truth, policy_id)
-            if stash_ref is not None:
-                import ray
-
-                stashed = ray.get(stash_ref)["weights"]
-                expected[policy_id] = (stash_stamp(stash_ref), weights_digest(stashed))
+            stamp, weights = current_weights(truth, policy_id)
+            expected[policy_id] = (stamp, weights_digest(weights))
         digests = functools.partial(_remote.policy_digests, policy_ids=list(expected))
         held = [found for _, found in _compat.foreach_remote(group, digests)]
         for policy_id, (stamp, digest) in expected.items():
@@ -282,8 +287,7 @@ class GroupRecord:
 
     def record_broadcast(self, policy_ids: list[str], nbytes: int, seconds: float) -> None:
         self.since_result.add(policy_ids, nbytes, seconds)
-        self.lifetime.add(policy_ids, nbytes, seconds)
-        self.lifetime.policy_ids.clear()  # counts only: a league runs for days
+        self.lifetime.merge(Stats(1, len(policy_ids), nbytes, seconds))  # counts only, no ids
 
 
 _records: weakref.WeakKeyDictionary[Any, GroupRecord] = weakref.WeakKeyDictionary()
