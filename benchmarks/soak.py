@@ -51,9 +51,7 @@ def main() -> int:
     print(f"  driver RSS: {settled.rss_bytes / 2**20:.0f} MiB after cycle {settled.index + 1} -> "
           f"{seen[-1].rss_bytes / 2**20:.0f} MiB after cycle {len(seen)} "
           f"({growth / 2**20:+.1f} MiB, {per_cycle / 2**10:+.1f} KiB per cycle)")
-    if args.without_shim:
-        return 0
-    return 0 if not inconsistent and tracked == live else 1
+    return 0 if args.without_shim or (not inconsistent and tracked == live) else 1
 
 
 if __name__ == "__main__":
