@@ -46,7 +46,7 @@ def sync(algo: Any) -> SyncSummary:
     from . import _broadcast, _tracking
 
     started = time.perf_counter()
-    with _tracking.LOCK:
+    with _tracking.held():
         records = _tracking.bind_algorithm(algo)
         sent = {role: _broadcast.push_pending(record.group) for role, record in records.items()}
     return SyncSummary(sent, time.perf_counter() - started)

@@ -19,9 +19,35 @@ from ._state import state_nbytes
 logger = logging.getLogger(__name__)
 
 
+def push_before_use(group: Any) -> list[str]:
+    """What RLlib is about to reach ``group``'s remote workers with must find every changed
+    policy there first: send the pending ones but those RLlib delivers itself."""
+    with _tracking.held():
+        record = _tracking.record_for(group)
+        record.uses += 1
+        return push_pending(group, skip=left_to_rllib(record))
+
+
+def pending_before_use(record: _tracking.GroupRecord) -> list[str]:
+    """The policies :func:`push_before_use` would send now."""
+    skip = set(left_to_rllib(record))
+    return [policy_id for policy_id in record.pending() if policy_id not in skip]
+
+
+def left_to_rllib(record: _tracking.GroupRecord) -> list[str]:
+    """Policies RLlib itself keeps current on this set's workers: on an evaluation set, the
+    trained ones (``evaluate()`` syncs every policy first; between evaluations they lag by
+    design); on a training set, those a learner thread trains (IMPALA, APPO push them)."""
+    truth, own = record.truth(), _compat.local_worker(record.group)
+    if truth is not None and own is not None and own is not truth:
+        return [policy_id for policy_id in _compat.policy_ids(truth)
+                if _compat.is_policy_to_train(truth, policy_id)]
+    return _compat.trained_in_background(record.group)
+
+
 def push_pending(group: Any, skip: Collection[str] = ()) -> list[str]:
     """Send every pending change of ``group`` (but those of ``skip``); returns the ids sent."""
-    with _tracking.LOCK:
+    with _tracking.held():
         record = _tracking.record_for(group)
         policy_ids = [policy_id for policy_id in record.pending() if policy_id not in skip]
         own = _compat.local_worker(group)

@@ -12,6 +12,7 @@ import functools
 import inspect
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
@@ -46,6 +47,10 @@ class Target:
     owner: str
     attribute: str
     when: SpecifierSet = SpecifierSet()
+    #: Installed as a plain function that pickles by reference (see ``_patches._wrap``): for
+    #: methods of classes Ray turns into actors (an Algorithm in a Tune trial or
+    #: ``ray.remote(PPO)``).
+    by_reference: bool = False
 
     @property
     def name(self) -> str:
@@ -60,9 +65,17 @@ _POLICY_MAP = "ray.rllib.policy.policy_map"
 
 #: Wrapper role -> where that role's original lives, per Ray era.
 TARGETS: dict[str, tuple[Target, ...]] = {
-    "algorithm_add_policy": (Target(_ALGORITHM, "Algorithm", "add_policy"),),
-    "algorithm_remove_policy": (Target(_ALGORITHM, "Algorithm", "remove_policy"),),
-    "algorithm_step": (Target(_ALGORITHM, "Algorithm", "step"),),
+    "algorithm_add_policy": (Target(_ALGORITHM, "Algorithm", "add_policy", by_reference=True),),
+    "algorithm_remove_policy": (
+        Target(_ALGORITHM, "Algorithm", "remove_policy", by_reference=True),
+    ),
+    "algorithm_step": (Target(_ALGORITHM, "Algorithm", "step", by_reference=True),),
+    # RLlib building or restoring its workers' state: ``restore_workers`` became
+    # ``restore_env_runners`` (2.50); a name the class does not define is skipped.
+    "algorithm_sets_up_workers": tuple(
+        Target(_ALGORITHM, "Algorithm", name, by_reference=True)
+        for name in ("setup", "__setstate__", "restore_workers", "restore_env_runners")
+    ),
     "group_add_policy": (
         Target(_ENV_RUNNER_GROUP, "EnvRunnerGroup", "add_policy", _ENV_RUNNER_GROUP_ERA),
         Target(_WORKER_SET, "WorkerSet", "add_policy", _WORKER_SET_ERA),
@@ -70,6 +83,19 @@ TARGETS: dict[str, tuple[Target, ...]] = {
     "group_sync_weights": (
         Target(_ENV_RUNNER_GROUP, "EnvRunnerGroup", "sync_weights", _ENV_RUNNER_GROUP_ERA),
         Target(_WORKER_SET, "WorkerSet", "sync_weights", _WORKER_SET_ERA),
+    ),
+    # Every way RLlib reaches a set's remote workers (sampling, evaluation, weight pushes,
+    # restores). ``foreach_env_runner*`` joined ``foreach_worker*`` between 2.40 and 2.44 and
+    # replaced it between 2.47 and 2.50: feature detection decides, a name the class does not
+    # define is skipped (``defined_targets``).
+    "group_remote_call": (
+        *(Target(_WORKER_SET, "WorkerSet", name, _WORKER_SET_ERA)
+          for name in ("foreach_worker", "foreach_worker_with_id", "foreach_worker_async")),
+        *(Target(_ENV_RUNNER_GROUP, "EnvRunnerGroup", name, _ENV_RUNNER_GROUP_ERA)
+          for name in ("foreach_worker", "foreach_worker_with_id", "foreach_worker_async",
+                       "foreach_env_runner", "foreach_env_runner_with_id",
+                       "foreach_env_runner_async",
+                       "foreach_env_runner_async_fetch_ready")),
     ),
     "worker_add_policy": (Target(_ROLLOUT_WORKER, "RolloutWorker", "add_policy"),),
     "policy_map_stash": (Target(_POLICY_MAP, "PolicyMap", "_stash_least_used_policy"),),
@@ -108,6 +134,19 @@ def targets_for(version: Version) -> list[tuple[str, Target]]:
         for target in candidates
         if target.when.contains(version, prereleases=True)
     ]
+
+
+def defined_targets(version: Version) -> list[tuple[str, Target]]:
+    """The (role, target) pairs of this release whose attribute its RLlib defines (imports the
+    target modules)."""
+    import importlib
+
+    defined = []
+    for role, target in targets_for(version):
+        owner = getattr(importlib.import_module(target.module), target.owner, None)
+        if isinstance(owner, type) and target.attribute in vars(owner):
+            defined.append((role, target))
+    return defined
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,8 +246,9 @@ def foreach_remote(
     group: Any, func: Callable[[Any], Any], *, timeout_seconds: float | None = None
 ) -> list[tuple[int, Any]]:
     """Run ``func`` on every healthy remote worker and wait (``timeout_seconds=None``);
-    returns ``(worker_index, result)`` pairs. ``func`` must not raise (see ``_remote``)."""
-    from . import _remote
+    returns ``(worker_index, result)`` pairs. ``func`` must not raise (see ``_remote``). The
+    shim's own call: it triggers no pre-use broadcast."""
+    from . import _remote, _tracking
 
     tagged = functools.partial(_remote.tag_with_worker_index, func=func)
     # ``foreach_worker`` became ``foreach_env_runner`` (2.50); its ``local_worker=`` keyword
@@ -216,9 +256,10 @@ def foreach_remote(
     foreach = getattr(group, "foreach_env_runner", None) or group.foreach_worker
     params = _signature(getattr(foreach, "__func__", foreach)).parameters
     local = "local_env_runner" if "local_env_runner" in params else "local_worker"
-    results = foreach(
-        tagged, healthy_only=True, timeout_seconds=timeout_seconds, **{local: False}
-    )
+    with _tracking.held():
+        results = foreach(
+            tagged, healthy_only=True, timeout_seconds=timeout_seconds, **{local: False}
+        )
     return sorted(results, key=lambda pair: pair[0])
 
 
@@ -298,14 +339,27 @@ def policy_ids(worker: Any) -> list[str]:
     return list(policy_map.keys()) if policy_map is not None else []
 
 
-def trained_in_background(algo: Algorithm) -> list[str]:
-    """Trained policies of an algorithm whose learner thread updates them between iterations and
-    pushes their weights to the workers itself, bypassing ``sync_weights`` (IMPALA and APPO on
-    the legacy stack: ``_learner_thread``, every release 2.5-2.60). Empty for the others."""
-    if getattr(algo, "_learner_thread", None) is None:
+def trained_in_background(group: Any) -> list[str]:
+    """Trained policies of a set whose driver-side worker a learner thread updates between
+    iterations; the algorithm pushes their weights to the workers itself, bypassing
+    ``sync_weights`` (IMPALA and APPO on the legacy stack: ``LearnerThread`` and its subclasses
+    in ``ray.rllib.execution``, every release 2.5-2.60). Empty for the others."""
+    learner_thread = getattr(sys.modules.get("ray.rllib.execution.learner_thread"),
+                             "LearnerThread", None)
+    worker = local_worker(group)
+    if learner_thread is None or worker is None:
         return []
-    worker = local_worker(training_group(algo))
-    return [pid for pid in policy_ids(worker) if worker.is_policy_to_train(pid, None)]
+    if not any(isinstance(thread, learner_thread) and thread.local_worker is worker
+               for thread in threading.enumerate()):
+        return []
+    return [pid for pid in policy_ids(worker) if is_policy_to_train(worker, pid)]
+
+
+def is_policy_to_train(worker: Any, policy_id: str) -> bool:
+    """RLlib's own reading of ``worker.is_policy_to_train``: ``None`` (no ``policies_to_train``
+    configured, e.g. every single-agent config) means every policy is trained."""
+    check = getattr(worker, "is_policy_to_train", None)
+    return check is None or bool(check(policy_id, None))
 
 
 def weights_read_from_torch_model(policy: Policy) -> bool:
@@ -334,7 +388,7 @@ def configure_old_stack(
     *,
     num_workers: int,
     evaluation_workers: int = 0,
-    rollout_fragment_length: int = 20,
+    rollout_fragment_length: int | str = 20,
     train_batch_size: int = 80,
     hidden: Iterable[int] = (8,),
     custom_resources_per_worker: dict[str, float] | None = None,

@@ -9,11 +9,12 @@ version counters, no weight read) and a content digest for everything else.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import threading
 import weakref
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,29 @@ from ._remote import weights_digest
 #: One lock for all shim bookkeeping and broadcasts: adds from callbacks and user threads must
 #: not interleave a half-recorded add with a broadcast. Re-entrant: add_policy nests calls.
 LOCK = threading.RLock()
+_this_thread = threading.local()
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """:data:`LOCK`, with this thread marked busy (:func:`quiet`) for the shim's own work and
+    the RLlib calls the shim wraps (an add, a weight sync)."""
+    with LOCK, quiet():
+        yield
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Mark this thread busy: remote calls it makes meanwhile push nothing first."""
+    _this_thread.depth = getattr(_this_thread, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _this_thread.depth -= 1
+
+
+def busy_here() -> bool:
+    return getattr(_this_thread, "depth", 0) > 0
 
 _serial_counter = itertools.count(1)
 _policy_serials: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -165,13 +189,13 @@ class Stats:
         self.broadcast_seconds += other.broadcast_seconds
         self.policy_ids.extend(other.policy_ids)
 
-    def as_result(self) -> dict[str, Any]:
+    def as_result(self) -> dict[str, float]:
+        """Numbers only, so every Tune logger (CSV, JSON, TensorBoard) records each figure."""
         return {
             "broadcasts": self.broadcasts,
             "policies_broadcast": self.policies_broadcast,
             "bytes_broadcast": self.bytes_broadcast,
             "broadcast_seconds": self.broadcast_seconds,
-            "policy_ids": sorted(set(self.policy_ids)),
         }
 
 
@@ -183,6 +207,10 @@ class GroupRecord:
         self._truth: weakref.ReferenceType[Any] | None = None
         self.delivered: dict[str, Hashable] = {}
         self.baselined = False
+        #: How often RLlib reached this set's remote workers through the wrapped calls.
+        self.uses = 0
+        #: Why the pre-use broadcast was bypassed, once seen (``verify()`` reports it).
+        self.bypassed: str | None = None
         self.since_result = Stats()
         self.lifetime = Stats()
 
@@ -301,6 +329,10 @@ def record_for(group: Any) -> GroupRecord:
         return record
 
 
+def existing_record(group: Any) -> GroupRecord | None:
+    return _records.get(group)
+
+
 def records_for_truth_map(policy_map: Any) -> list[GroupRecord]:
     """Records whose driver-side truth worker owns ``policy_map`` (empty on remote workers)."""
     return [record for record in list(_records.values())
@@ -317,10 +349,19 @@ def bind_algorithm(algo: Any) -> dict[str, GroupRecord]:
     return records
 
 
-def take_result(algo: Any) -> dict[str, Any]:
+_sent_in_last_result: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+
+
+def take_result(algo: Any) -> dict[str, float]:
     """The shim's figures since the last ``train()`` result, summed over ``algo``'s sets."""
     total = Stats()
     for record in bind_algorithm(algo).values():
         total.merge(record.since_result)
         record.since_result = Stats()
+    _sent_in_last_result[algo] = sorted(set(total.policy_ids))
     return total.as_result()
+
+
+def sent_in_last_result(algo: Any) -> list[str]:
+    """Ids of the policies broadcast in the window the last result reported."""
+    return list(_sent_in_last_result.get(algo, []))

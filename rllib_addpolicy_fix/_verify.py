@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import _compat, _remote
+from . import _compat, _remote, _tracking
 from ._remote import leaves
 
 EQUAL, DIFFERS, MISSING, EXTRA, ERROR = "equal", "differs", "missing", "extra", "error"
@@ -34,6 +34,8 @@ class ConsistencyReport:
     """Every policy x every worker of the training and evaluation worker sets."""
 
     checks: tuple[PolicyCheck, ...]
+    #: What the shim knows that may explain a difference (e.g. its broadcast was bypassed).
+    notes: tuple[str, ...] = ()
 
     @property
     def consistent(self) -> bool:
@@ -72,7 +74,8 @@ class ConsistencyReport:
             else f"INCONSISTENT: {len(self.mismatches)} of {len(self.checks)} policy copies "
             f"differ from the driver (max |dw| = {self.max_abs_diff():.4g})"
         )
-        return "\n".join([f"rllib_addpolicy_fix.verify: {verdict}", *lines])
+        notes = [f"note: {note}" for note in self.notes]
+        return "\n".join([f"rllib_addpolicy_fix.verify: {verdict}", *lines, *notes])
 
 
 def _cell(check: PolicyCheck) -> str:
@@ -93,7 +96,13 @@ class InconsistentWeightsError(AssertionError):
 
 def verify(algo: Any, policy_ids: Iterable[str] | None = None) -> ConsistencyReport:
     """Compare the driver's weights of every policy (or ``policy_ids``) with every remote worker
-    of the training and evaluation sets, and the evaluation set's driver-side worker."""
+    of the training and evaluation sets, and the evaluation set's driver-side worker. Reading
+    the workers sends nothing first: it shows them as they are."""
+    with _tracking.held():
+        return _verify(algo, policy_ids)
+
+
+def _verify(algo: Any, policy_ids: Iterable[str] | None) -> ConsistencyReport:
     truth = _compat.local_worker(_compat.training_group(algo))
     every_policy = policy_ids is None
     wanted = _compat.policy_ids(truth) if policy_ids is None else list(policy_ids)
@@ -116,7 +125,9 @@ def verify(algo: Any, policy_ids: Iterable[str] | None = None) -> ConsistencyRep
             checks.extend(
                 _compare(role, str(worker_id), driver, expected, outcome, every_policy)
             )
-    return ConsistencyReport(tuple(checks))
+    notes = tuple(record.bypassed for group in _compat.groups(algo).values()
+                  if (record := _tracking.existing_record(group)) and record.bypassed)
+    return ConsistencyReport(tuple(checks), notes)
 
 
 def assert_consistent(algo: Any, policy_ids: Iterable[str] | None = None) -> ConsistencyReport:

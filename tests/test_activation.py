@@ -31,6 +31,11 @@ newest_ray_only = pytest.mark.skipif(
 )
 
 
+def defined_targets() -> list[str]:
+    return sorted(target.name for _, target in
+                  _compat.defined_targets(_compat.installed_ray_version()))
+
+
 def run(args: list[str], timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != _patches.ENV_VAR} | env
     return subprocess.run(args, capture_output=True, text=True, env=environment, timeout=timeout,
@@ -58,8 +63,7 @@ def test_interpreter_start_imports_nothing_of_the_shim() -> None:
 def test_unedited_script_importing_rllib_gets_the_fix() -> None:
     done = run([sys.executable, "-c", _doctor._PROBE])
     answer = last_json(done)
-    assert answer["active"] is True and len(answer["targets"]) == len(
-        _compat.targets_for(_compat.installed_ray_version())), answer
+    assert answer["active"] is True and answer["targets"] == defined_targets(), answer
 
 
 @needs_pth
@@ -88,7 +92,7 @@ def test_doctor_when_active() -> None:
     diagnosis = last_json(run([sys.executable, "-m", "rllib_addpolicy_fix", "doctor", "--json"]))
     assert diagnosis["pth_path"] == str(PTH) and diagnosis["pth_would_fire"]
     assert diagnosis["auto_activates"] is True and diagnosis["active_here"] is True
-    assert len(diagnosis["wrapped_here"]) == len(_compat.targets_for(_compat.installed_ray_version()))
+    assert diagnosis["wrapped_here"] == defined_targets()
     assert diagnosis["verdict"].startswith("OK")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import helpers
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix import _compat, _tracking
 
 RAY = str(_compat.installed_ray_version())
 OLDEST, NEWEST = _compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]
@@ -35,10 +35,11 @@ def test_seed_copy_weights_reaches_remote_workers_in_other_algorithms(
     helpers.copy_weights(algo, "snap1")
     snapshot = helpers.digest(algo.get_policy("snap1").get_weights())
     counts = helpers.sample_count(algo)
-    results = []
+    results, sent = [], []
     with_snapshot: list[dict[str, str]] = []
     while not with_snapshot and len(results) < 20:  # APPO's first results may predate the add
         results.append(algo.train())
+        sent += _tracking.sent_in_last_result(algo)
         with_snapshot = [s for s in helpers.samples_since(algo, counts, required=False)
                          if "snap1" in s]
     # DQN re-sends every policy after it learns, but samples first; APPO samples all along.
@@ -47,8 +48,8 @@ def test_seed_copy_weights_reaches_remote_workers_in_other_algorithms(
     if not shim.active:
         return
     results.append(algo.train())
+    sent += _tracking.sent_in_last_result(algo)
     # "main" trains on (for APPO in a background thread), so compare the snapshot only.
     shim.expect(fix.verify(algo, ["snap1"]), "snap1")
     # RLlib delivers the trained policy itself; the shim sent the snapshot, once.
-    sent = [pid for result in results for pid in result[fix.RESULT_KEY]["policy_ids"]]
     assert sent == ["snap1"], sent

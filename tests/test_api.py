@@ -26,7 +26,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 def expected_targets() -> list[tuple[str, _compat.Target]]:
     version = _compat.installed_ray_version()
     assert version is not None
-    return _compat.targets_for(version)
+    return _compat.defined_targets(version)
 
 
 def rllib_attributes() -> dict[str, object]:
@@ -35,7 +35,7 @@ def rllib_attributes() -> dict[str, object]:
     version = _compat.installed_ray_version()
     assert version is not None
     found = {}
-    for _, target in _compat.targets_for(version):
+    for _, target in _compat.defined_targets(version):
         owner = getattr(importlib.import_module(target.module), target.owner)
         found[target.name] = vars(owner)[target.attribute]
     return found

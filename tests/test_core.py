@@ -18,7 +18,7 @@ import ray
 import helpers
 from helpers import expect_sampled_with, remote_results, sample_count, samples_since
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _remote
+from rllib_addpolicy_fix import _compat, _remote, _tracking
 from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
 
 pytestmark = pytest.mark.timeout(300)
@@ -91,8 +91,9 @@ def test_explicit_state_and_instance_adds_stay_correct_without_extra_broadcast(
     assert report.consistent, str(report)  # RLlib gets these right; the shim must not break them
     if shim.active:
         assert len(puts) == 1, "the state goes to the object store once, not once per worker"
-        result = algo.train()[fix.RESULT_KEY]
-        assert not {"by_state", "by_instance"} & set(result["policy_ids"]), result
+        algo.train()
+        sent = _tracking.sent_in_last_result(algo)
+        assert not {"by_state", "by_instance"} & set(sent), sent
 
 
 @pytest.mark.parametrize("refresh", ["set_weights", "set_state"])
@@ -172,7 +173,8 @@ def test_broadcasts_are_targeted_blocking_and_skip_unchanged_iterations(
     algo.train()
     for index in range(3):
         helpers.copy_weights(algo, f"snap{index}")
-    first = algo.train()
+    algo.train()
+    first_sent = _tracking.sent_in_last_result(algo)
     idle = [algo.train(), algo.train()]
 
     algo.get_policy("snap1").set_weights(algo.get_policy("main").get_weights())
@@ -184,11 +186,11 @@ def test_broadcasts_are_targeted_blocking_and_skip_unchanged_iterations(
     if not shim.active:
         return
 
-    assert first[fix.RESULT_KEY]["policy_ids"] == ["snap0", "snap1", "snap2"]
+    assert first_sent == ["snap0", "snap1", "snap2"]
     assert [r[fix.RESULT_KEY]["policies_broadcast"] for r in idle] == [0, 0]
     figures = after_refresh[fix.RESULT_KEY]
     one_policy = sum(w.nbytes for w in algo.get_policy("snap1").get_weights().values())
-    assert figures["policy_ids"] == ["snap1"]
+    assert _tracking.sent_in_last_result(algo) == ["snap1"]
     assert figures["broadcasts"] == 1
     assert figures["bytes_broadcast"] == one_policy * _compat.num_remote_workers(
         training_group(algo)

@@ -1,0 +1,97 @@
+"""A failure in the shim's own work never becomes the user's failure: it is logged once, with
+its traceback, and RLlib's call runs and returns as it would without the shim."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+import helpers
+import rllib_addpolicy_fix as fix
+from rllib_addpolicy_fix import _broadcast, _compat, _patches, _tracking
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with nothing warned yet (the shim warns once per process)."""
+    monkeypatch.setattr(_patches, "_warned", set())
+
+
+class Injected(RuntimeError):
+    pass
+
+
+def fail(*args: Any, **kwargs: Any) -> Any:
+    raise Injected("injected into the shim's bookkeeping")
+
+
+def shim_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records
+            if r.name.startswith("rllib_addpolicy_fix") and r.levelno >= logging.WARNING]
+
+
+def test_failing_bookkeeping_is_logged_once_and_rllib_goes_on(
+    build: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert fix.install()
+    algo = build(helpers.ppo_config())
+    monkeypatch.setattr(_tracking, "record_for", fail)
+    monkeypatch.setattr(_tracking, "bind_algorithm", fail)
+    caplog.set_level(logging.WARNING)
+
+    helpers.copy_weights(algo, "snap1")  # add_policy: RLlib's own add, unchanged
+    helpers.copy_weights(algo, "snap2")
+    results = [algo.train() for _ in range(2)]
+
+    assert all(isinstance(result, dict) and "info" in result for result in results)
+    group = _compat.training_group(algo)
+    remote_ids = [set(ids) for _, ids in _compat.foreach_remote(group, helpers.policy_ids_of)]
+    assert remote_ids == [{"main", "snap1", "snap2"}] * 2  # RLlib's add reached every worker
+    warned = shim_warnings(caplog)
+    messages = [record.getMessage() for record in warned]
+    assert len(messages) == len(set(messages)) >= 2, messages  # each failing step once
+    assert all(record.exc_info and record.exc_info[0] is Injected for record in warned)
+    assert all("may not be in effect" in message for message in messages)
+
+
+def test_failing_broadcast_never_fails_train(
+    build: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert fix.install()
+    algo = build(helpers.ppo_config())
+    helpers.copy_weights(algo, "snap1")
+    monkeypatch.setattr(_broadcast, "broadcast", fail)
+    caplog.set_level(logging.WARNING)
+
+    result = algo.train()
+
+    assert "info" in result
+    assert len(shim_warnings(caplog)) == 1
+    monkeypatch.undo()  # the next iteration delivers what the failed broadcast did not
+    algo.train()
+    assert fix.verify(algo, ["snap1"]).max_abs_diff("snap1") == 0.0
+
+
+def test_refusals_the_shim_raises_on_purpose_still_raise(build: Any) -> None:
+    assert fix.install()
+    algo = build(helpers.ppo_config())
+    main = algo.get_policy("main")
+    with pytest.raises(KeyError, match="already exists"):
+        algo.add_policy("main", type(main), observation_space=main.observation_space,
+                        action_space=main.action_space)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        unpicklable = _Unpicklable()
+        algo.add_policy("snap", type(main), observation_space=main.observation_space,
+                        action_space=main.action_space, policies_to_train=unpicklable)
+
+
+class _Unpicklable:
+    def __call__(self, policy_id: str, batch: Any = None) -> bool:
+        return True
+
+    def __reduce__(self) -> Any:
+        raise TypeError("not picklable")
