@@ -65,6 +65,13 @@ class SelfPlaySnapshots(SampleProbe):
         new_policy.set_state(main_policy.get_state())
 
 
+class AddsInOnAlgorithmInit(SampleProbe):
+    """Adds a snapshot while the algorithm is being set up, by the documented copy."""
+
+    def on_algorithm_init(self, *, algorithm: Any, **kwargs: Any) -> None:
+        copy_weights(algorithm, "from_callback")
+
+
 def policy_ids_of(worker: Any) -> list[str]:
     return list(worker.policy_map.keys())
 
@@ -206,3 +213,80 @@ def expect_sampled_with(shim: Any, seen: list[dict[str, str]], policy_id: str, e
         assert all(matches), f"{policy_id}: {matches.count(False)} of {len(matches)} samples stale"
     else:
         assert not any(matches), f"{policy_id}: expected RLlib alone to sample stale weights"
+
+
+# Hosts: the Algorithm in a Tune trial or a Ray actor. Everything below runs in that process.
+
+
+class LeagueProbe(DefaultCallbacks):  # type: ignore[misc]
+    """A league played where the Algorithm lives: after iteration 1 a snapshot by the documented
+    copy (``add_policy`` + driver-side ``set_weights``), after 2 a refresh through
+    ``algorithm.set_weights``, after each later one another snapshot. Each result reports the
+    largest difference ``verify`` has seen so far between a remote copy of an earlier snapshot
+    and the driver's (``league_max_diff``), and how many copies it compared."""
+
+    turn_shim_off = False
+
+    def on_algorithm_init(self, *, algorithm: Any, **kwargs: Any) -> None:
+        if self.turn_shim_off:  # RLlib alone, in the hosting process
+            import rllib_addpolicy_fix
+
+            rllib_addpolicy_fix.uninstall()
+
+    def on_train_result(self, *, algorithm: Any, result: dict[str, Any], **kwargs: Any) -> None:
+        import rllib_addpolicy_fix
+
+        state = algorithm.__dict__.setdefault("_league", {"turn": 0, "worst": 0.0, "checks": 0})
+        driver = _compat.local_worker(_compat.training_group(algorithm))
+        snapshots = [pid for pid in _compat.policy_ids(driver) if str(pid).startswith("main_v")]
+        if snapshots:
+            report = rllib_addpolicy_fix.verify(algorithm, snapshots)
+            state["worst"] = max(state["worst"], report.max_abs_diff())
+            state["checks"] += len(report.checks)
+        state["turn"] += 1
+        if state["turn"] == 2:
+            algorithm.set_weights({"main_v1": algorithm.get_policy("main").get_weights()})
+        else:
+            copy_weights(algorithm, f"main_v{state['turn']}")
+        result["league_max_diff"] = float(state["worst"])
+        result["league_checks"] = state["checks"]
+
+
+class LeagueProbeWithoutShim(LeagueProbe):
+    turn_shim_off = True
+
+
+def league_ppo_subclass() -> type:
+    """A PPO subclass as a user defines one in a script (pickled by value, like ``__main__``)."""
+    from ray.rllib.algorithms.ppo import PPO
+
+    class LeaguePPO(PPO):  # type: ignore[misc]
+        def training_step(self) -> Any:
+            return super().training_step()
+
+    return LeaguePPO
+
+
+class LeagueRunner:
+    """A user's own actor that builds and trains an Algorithm (made remote by the test)."""
+
+    def __init__(self, config: Any) -> None:
+        self.algo = config.build()
+
+    def train(self) -> dict[str, Any]:
+        result = self.algo.train()
+        return {key: result[key] for key in ("league_max_diff", "league_checks")}
+
+    def stop(self) -> None:
+        self.algo.stop()
+
+
+def run_config(**kwargs: Any) -> Any:
+    """Tune's ``RunConfig``: ``ray.air`` (2.5), ``ray.train`` (2.7), ``ray.tune`` (2.40+)."""
+    import importlib
+
+    for module in ("ray.tune", "ray.train", "ray.air"):
+        found = getattr(importlib.import_module(module), "RunConfig", None)
+        if found is not None:
+            return found(**kwargs)
+    raise ImportError("no RunConfig in this Ray")

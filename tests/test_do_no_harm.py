@@ -4,6 +4,7 @@ its traceback, and RLlib's call runs and returns as it would without the shim.""
 from __future__ import annotations
 
 import logging
+import types
 from typing import Any
 
 import pytest
@@ -95,3 +96,33 @@ class _Unpicklable:
 
     def __reduce__(self) -> Any:
         raise TypeError("not picklable")
+
+
+def test_an_iteration_that_bypasses_the_broadcast_is_reported_once_and_in_verify(
+    build: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker set whose remote calls skip the shim's wrappers (forced here: RLlib's own
+    functions set on the instance) cannot get its pending weights before sampling: the shim
+    says so once, and ``verify()`` carries the reason next to the difference it shows."""
+    assert fix.install()
+    algo = build(helpers.ppo_config())
+    algo.train()
+    group = _compat.training_group(algo)
+    for name, attribute in vars(type(group)).items():
+        if name.startswith("foreach") and hasattr(attribute, "__wrapped__"):
+            monkeypatch.setattr(group, name, types.MethodType(attribute.__wrapped__, group),
+                                raising=False)
+    caplog.set_level(logging.WARNING)
+
+    helpers.copy_weights(algo, "snap1")
+    algo.train()
+    algo.train()
+
+    report = fix.verify(algo, ["snap1"])
+    assert report.max_abs_diff("snap1") > 0.0  # what the bypass costs
+    bypass = [r.getMessage() for r in shim_warnings(caplog) if "bypasses" in r.getMessage()]
+    assert len(bypass) == 1 and "snap1" in bypass[0], bypass
+    assert any("sync(algo)" in note for note in report.notes), report.notes
+    assert "note:" in str(report)
+    fix.sync(algo)  # what the warning tells the user to do
+    assert fix.verify(algo, ["snap1"]).max_abs_diff("snap1") == 0.0

@@ -11,14 +11,12 @@ costs about a minute (every remote worker is a process that imports torch and RL
 mode), so the full cross product (12 cells an algorithm, 8 algorithms on the oldest release)
 would take hours. What runs instead:
 
-* every release, every algorithm it ships: single-agent defaults without remote workers;
-* the oldest and the newest release, every algorithm: multi-agent without ``policies_to_train``
-  too; and for one algorithm of each sampling family (synchronous on-policy: PPO; a learner
-  thread: APPO; replay: DQN, or SAC where RLlib cannot build legacy DQN) the cells with remote
-  rollout and evaluation workers, in which every set-up and every worker level occurs;
-* the releases between: PPO single-agent with remote rollout and evaluation workers.
+* every release, every algorithm it ships: single-agent defaults without remote workers (the
+  slice the releases between the oldest and the newest run);
+* the oldest and the newest release: every algorithm multi-agent without ``policies_to_train``
+  too, and four cells with remote rollout workers (``REMOTE_CELLS``) in which every agent
+  set-up, evaluation workers and each sampling family occur.
 """
-
 
 from __future__ import annotations
 
@@ -63,10 +61,13 @@ class Cell(NamedTuple):
 
 SINGLE, MULTI_SOME, MULTI_ALL = "single", "multi, policies_to_train", "multi, all trained"
 LOCAL_ONLY = Cell(SINGLE, 0, 0)
-REMOTE_CELLS = (Cell(SINGLE, 2, 1), Cell(MULTI_SOME, 2, 0), Cell(MULTI_ALL, 2, 1),
-                Cell(MULTI_SOME, 0, 1))
-#: One algorithm per sampling family; the replay family's is the first this Ray can build.
-FAMILIES = ("PPO", "APPO", "DQN" if RAY != NEWEST else "SAC")
+#: With remote workers, on the oldest and the newest release: each agent set-up, and one
+#: algorithm of each sampling family (synchronous on-policy, a learner thread, replay: DQN, or
+#: SAC where RLlib cannot build legacy DQN).
+REMOTE_CELLS = (
+    ("PPO", Cell(SINGLE, 2, 1)), ("APPO", Cell(SINGLE, 2, 1)),
+    ("DQN" if RAY != NEWEST else "SAC", Cell(MULTI_SOME, 2, 0)), ("PPO", Cell(MULTI_ALL, 2, 1)),
+)
 
 
 def config_class(name: str) -> Any:
@@ -85,9 +86,7 @@ def cells_for_this_release() -> list[tuple[str, Cell]]:
     cells = [(name, LOCAL_ONLY) for name in SHIPPED]
     if RAY in (OLDEST, NEWEST):
         cells += [(name, Cell(MULTI_ALL, 0, 0)) for name in SHIPPED]
-        cells += [(name, cell) for name in FAMILIES for cell in REMOTE_CELLS]
-    else:
-        cells.append(("PPO", Cell(SINGLE, 2, 1)))
+        cells += list(REMOTE_CELLS)
     return cells
 
 

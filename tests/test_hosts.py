@@ -1,0 +1,142 @@
+"""The fix works wherever the Algorithm runs: in a Tune trial (``Tuner`` with the class, two
+trials at once, or a registered name; ``tune.run`` with a user's subclass), in
+``ray.remote(PPO)``, and in a user's own actor that builds the Algorithm.
+
+The league is played by ``helpers.LeagueProbe`` inside the hosting process, which reports the
+largest remote-vs-driver difference it saw. "Uninstalled" runs the same with the shim turned off
+in that process (RLlib alone), where the difference must show; it runs on the oldest and the
+newest tested Ray (the installed runs on every one), to keep CI within its time.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+from ray import tune
+
+import helpers
+import rllib_addpolicy_fix as fix
+from rllib_addpolicy_fix import _compat
+
+RAY = str(_compat.installed_ray_version())
+ENDS = (_compat.TESTED_RAY[0], _compat.TESTED_RAY[-1])
+ITERATIONS = 3
+
+pytestmark = pytest.mark.timeout(400)
+
+
+@pytest.fixture(params=[
+    "installed",
+    pytest.param("uninstalled", marks=pytest.mark.skipif(
+        RAY not in ENDS, reason="the control runs on the oldest and the newest tested Ray")),
+])
+def probe(request: pytest.FixtureRequest, ray_session: Any) -> Iterator[type]:
+    yield helpers.LeagueProbe if request.param == "installed" else helpers.LeagueProbeWithoutShim
+
+
+def expect_consistent_league(probe: type, metrics: dict[str, Any]) -> None:
+    assert metrics["league_checks"] > 0, metrics
+    if probe is helpers.LeagueProbe:
+        assert metrics["league_max_diff"] == 0.0, metrics
+    else:
+        assert metrics["league_max_diff"] > 0.0, f"RLlib alone must diverge: {metrics}"
+
+
+def league_config(probe: type, evaluation_workers: int = 0) -> Any:
+    return helpers.ppo_config(callbacks=probe, evaluation_workers=evaluation_workers)
+
+
+def tune_run_config(tmp_path: Path) -> Any:
+    return helpers.run_config(stop={"training_iteration": ITERATIONS}, storage_path=str(tmp_path),
+                              verbose=0)
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_league_is_consistent_in_a_tune_trial_by_registered_name(
+    probe: type, tmp_path: Path
+) -> None:
+    """``Tuner("PPO")`` with evaluation workers; the shim's figures reach progress.csv and no
+    Tune logger warns about them."""
+    collect = _Collect()
+    tune_logger = logging.getLogger("ray.tune")
+    tune_logger.addHandler(collect)
+    try:
+        results = tune.Tuner("PPO", param_space=league_config(probe, evaluation_workers=1),
+                             run_config=tune_run_config(tmp_path)).fit()
+    finally:
+        tune_logger.removeHandler(collect)
+    (result,) = list(results)
+    assert result.error is None, result.error
+    expect_consistent_league(probe, result.metrics)
+    if probe is helpers.LeagueProbe:
+        trial_dir = Path(getattr(result, "path", None) or result.log_dir)
+        with open(trial_dir / "progress.csv", newline="") as progress:
+            rows = list(csv.DictReader(progress))
+        assert len(rows) == ITERATIONS
+        for figure in ("broadcasts", "policies_broadcast", "bytes_broadcast",
+                       "broadcast_seconds"):
+            assert all(row[f"{fix.RESULT_KEY}/{figure}"] != "" for row in rows), figure
+        assert sum(float(row[f"{fix.RESULT_KEY}/policies_broadcast"]) for row in rows) > 0
+    about_shim = [r.getMessage() for r in collect.records if fix.RESULT_KEY in r.getMessage()]
+    assert about_shim == []
+
+
+def test_league_is_consistent_in_two_concurrent_tune_trials_given_the_algorithm_class(
+    probe: type, tmp_path: Path
+) -> None:
+    from ray.rllib.algorithms.ppo import PPO
+
+    space = league_config(probe).to_dict()
+    space["seed"] = tune.grid_search([1, 2])
+    results = tune.Tuner(PPO, param_space=space, run_config=tune_run_config(tmp_path)).fit()
+    trials = list(results)
+    assert len(trials) == 2 and all(trial.error is None for trial in trials)
+    for trial in trials:
+        expect_consistent_league(probe, trial.metrics)
+
+
+@pytest.mark.skipif(not hasattr(tune, "run"), reason="tune.run is gone in this Ray")
+def test_league_is_consistent_with_tune_run_of_a_ppo_subclass(probe: type, tmp_path: Path) -> None:
+    analysis = tune.run(helpers.league_ppo_subclass(), config=league_config(probe).to_dict(),
+                        stop={"training_iteration": ITERATIONS}, storage_path=str(tmp_path),
+                        verbose=0)
+    (trial,) = analysis.trials
+    expect_consistent_league(probe, trial.last_result)
+
+
+def test_league_is_consistent_in_a_ray_remote_algorithm(probe: type) -> None:
+    from ray.rllib.algorithms.ppo import PPO
+
+    algorithm = ray.remote(PPO).remote(config=league_config(probe))
+    try:
+        for _ in range(ITERATIONS):
+            result = ray.get(algorithm.train.remote())
+        expect_consistent_league(probe, result)
+    finally:
+        ray.get(algorithm.stop.remote())
+        ray.kill(algorithm)
+
+
+def test_league_is_consistent_in_a_users_own_actor(probe: type) -> None:
+    runner = ray.remote(helpers.LeagueRunner).remote(league_config(probe))
+    try:
+        for _ in range(ITERATIONS):
+            result = ray.get(runner.train.remote())
+        expect_consistent_league(probe, result)
+    finally:
+        ray.get(runner.stop.remote())
+        ray.kill(runner)

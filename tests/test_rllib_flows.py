@@ -1,0 +1,117 @@
+"""The flows RLlib's own test suite runs for policies added at run time, in our words, with the
+weights compared on every worker (RLlib's tests check which policies exist, not what they hold):
+adding and removing under a two-policy cache, by class and by instance; restoring a league from a
+checkpoint, whole and in part; a policy added in a callback, restored on a recovered worker."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+import pytest
+
+import helpers
+import rllib_addpolicy_fix as fix
+from rllib_addpolicy_fix import _compat
+from test_faults import RESTARTED_WORKERS_CRASH_IN_RLLIB, train_until_restored
+
+pytestmark = [
+    pytest.mark.timeout(420),
+    pytest.mark.skipif(
+        str(_compat.installed_ray_version()) not in (_compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]),
+        reason="runs on the oldest and the newest tested Ray",
+    ),
+]
+
+
+def add_by_class(algo: Any, policy_id: str) -> None:
+    """The documented copy: build by class, then copy main's weights on the driver."""
+    helpers.copy_weights(algo, policy_id)
+
+
+def add_by_instance(algo: Any, policy_id: str) -> None:
+    main = algo.get_policy("main")
+    instance = type(main)(main.observation_space, main.action_space, dict(main.config))
+    instance.set_weights(main.get_weights())
+    algo.add_policy(policy_id, policy=instance)
+
+
+def policy_sets(algo: Any) -> list[set[str]]:
+    """The policy ids of every worker of every set, driver-side ones included."""
+    sets = []
+    for group in _compat.groups(algo).values():
+        sets.append(set(_compat.policy_ids(_compat.local_worker(group))))
+        sets += [set(ids) for _, ids in _compat.foreach_remote(group, helpers.policy_ids_of)]
+    return sets
+
+
+def test_adds_and_removes_under_a_two_policy_cache_keep_every_copy_equal(
+    shim: Any, build: Any
+) -> None:
+    algo = build(helpers.ppo_config(evaluation_workers=1, policy_map_capacity=2))
+    algo.train()
+    added = []
+    for index in range(1, 5):
+        policy_id = f"p{index}"
+        (add_by_class if index % 2 else add_by_instance)(algo, policy_id)
+        added.append(policy_id)
+        algo.train()
+    shim.expect(fix.verify(algo, added))
+
+    for policy_id in added[:2]:
+        algo.remove_policy(policy_id)
+        algo.train()
+    assert all(ids == {"main", *added[2:]} for ids in policy_sets(algo))
+    add_by_class(algo, "p1")  # an id used before, re-added
+    algo.train()
+    shim.expect(fix.verify(algo, ["p1", *added[2:]]), "p1")
+
+
+def test_league_restored_in_part_from_a_checkpoint_holds_the_saved_weights_everywhere(
+    shim: Any, build: Any
+) -> None:
+    """``Algorithm.from_checkpoint(policy_ids=...)``, as RLlib's own test restores a league;
+    the whole-league round trip is in test_faults."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    algo = build(helpers.ppo_config(evaluation_workers=1))
+    algo.train()
+    add_by_class(algo, "p1")
+    add_by_instance(algo, "p2")
+    algo.train()
+    shim.expect(fix.verify(algo, ["p1", "p2"]), "p1")
+    saved = {pid: helpers.digest(algo.get_policy(pid).get_weights()) for pid in ("p1", "p2")}
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = _compat.checkpoint_path(algo.save(directory))
+        restored = Algorithm.from_checkpoint(
+            path, policy_ids=["main", "p1"], policy_mapping_fn=helpers.map_everyone_to_main,
+            policies_to_train=["main"])
+    try:
+        expected = {"main", "p1"}
+        assert all(ids == expected for ids in policy_sets(restored))
+        for pid in expected - {"main"}:
+            assert helpers.digest(restored.get_policy(pid).get_weights()) == saved[pid]
+        assert fix.verify(restored).consistent, str(fix.verify(restored))
+        restored.train()
+        assert fix.verify(restored, sorted(expected - {"main"})).consistent
+    finally:
+        restored.stop()
+
+
+@pytest.mark.skipif(str(_compat.installed_ray_version()) in RESTARTED_WORKERS_CRASH_IN_RLLIB,
+                    reason="RLlib's restarted PPO worker crashes in its own GAE post-processing")
+def test_policy_added_in_a_callback_is_at_driver_weights_on_a_recovered_worker(
+    shim: Any, build: Any
+) -> None:
+    import ray
+
+    config = helpers.ppo_config(callbacks=helpers.AddsInOnAlgorithmInit)
+    algo = build(_compat.enable_worker_restarts(config))
+    group = _compat.training_group(algo)
+    algo.train()
+    ray.kill(min(_compat.remote_actors(group).items())[1], no_restart=False)
+    train_until_restored(algo, {"training": _compat.num_remote_workers(group)})
+    report = fix.verify(algo, ["from_callback"])
+    assert len(report.checks) == _compat.num_remote_workers(group)
+    shim.expect(report, "from_callback")
