@@ -248,7 +248,7 @@ def foreach_remote(
     """Run ``func`` on every healthy remote worker and wait (``timeout_seconds=None``);
     returns ``(worker_index, result)`` pairs. ``func`` must not raise (see ``_remote``). The
     shim's own call: it triggers no pre-use broadcast."""
-    from . import _remote, _tracking
+    from . import _busy, _remote
 
     tagged = functools.partial(_remote.tag_with_worker_index, func=func)
     # ``foreach_worker`` became ``foreach_env_runner`` (2.50); its ``local_worker=`` keyword
@@ -256,7 +256,7 @@ def foreach_remote(
     foreach = getattr(group, "foreach_env_runner", None) or group.foreach_worker
     params = _signature(getattr(foreach, "__func__", foreach)).parameters
     local = "local_env_runner" if "local_env_runner" in params else "local_worker"
-    with _tracking.held():
+    with _busy.quiet():
         results = foreach(
             tagged, healthy_only=True, timeout_seconds=timeout_seconds, **{local: False}
         )

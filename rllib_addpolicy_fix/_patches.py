@@ -36,7 +36,7 @@ from typing import Any
 
 import wrapt
 
-from . import _broadcast, _compat, _remote, _rollback, _tracking
+from . import _broadcast, _busy, _compat, _remote, _rollback, _tracking
 from ._state import SharedPolicyState, fresh_policy_state
 
 logger = logging.getLogger("rllib_addpolicy_fix")
@@ -288,7 +288,7 @@ def _group_remote_call(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
     ``ray.remote(PPO)``, where a wrapper on ``Algorithm`` may never run; the worker set is
     imported and used in whichever process hosts the Algorithm.
     """
-    if not _tracking.busy_here():  # not the shim's own call, nor inside a sync or an add
+    if not _busy.busy_here():  # not the shim's own call, nor inside a sync or an add
         with own_work("the broadcast before the remote workers are used"):
             if _compat.group_uses_old_stack(group):
                 _broadcast.push_before_use(group)
@@ -299,7 +299,7 @@ def _algorithm_sets_up_workers(wrapped: Any, algo: Any, args: Any, kwargs: Any) 
     """RLlib builds the workers, or restores their state (from a checkpoint, after a restart):
     nothing is pushed meanwhile. What the driver holds afterwards is compared with the workers
     once, by digest, at their first use."""
-    with _tracking.quiet():
+    with _busy.quiet():
         return wrapped(*args, **kwargs)
 
 

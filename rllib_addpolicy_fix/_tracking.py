@@ -18,35 +18,21 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _compat, _remote
+from . import _busy, _compat, _remote
 from ._remote import weights_digest
 
 #: One lock for all shim bookkeeping and broadcasts: adds from callbacks and user threads must
 #: not interleave a half-recorded add with a broadcast. Re-entrant: add_policy nests calls.
 LOCK = threading.RLock()
-_this_thread = threading.local()
 
 
 @contextlib.contextmanager
 def held() -> Iterator[None]:
-    """:data:`LOCK`, with this thread marked busy (:func:`quiet`) for the shim's own work and
-    the RLlib calls the shim wraps (an add, a weight sync)."""
-    with LOCK, quiet():
+    """:data:`LOCK`, with this thread marked busy (:func:`_busy.quiet`) for the shim's own
+    work and the RLlib calls the shim wraps (an add, a weight sync)."""
+    with LOCK, _busy.quiet():
         yield
 
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Mark this thread busy: remote calls it makes meanwhile push nothing first."""
-    _this_thread.depth = getattr(_this_thread, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _this_thread.depth -= 1
-
-
-def busy_here() -> bool:
-    return getattr(_this_thread, "depth", 0) > 0
 
 _serial_counter = itertools.count(1)
 _policy_serials: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()

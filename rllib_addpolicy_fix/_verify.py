@@ -97,12 +97,8 @@ class InconsistentWeightsError(AssertionError):
 def verify(algo: Any, policy_ids: Iterable[str] | None = None) -> ConsistencyReport:
     """Compare the driver's weights of every policy (or ``policy_ids``) with every remote worker
     of the training and evaluation sets, and the evaluation set's driver-side worker. Reading
-    the workers sends nothing first: it shows them as they are."""
-    with _tracking.held():
-        return _verify(algo, policy_ids)
-
-
-def _verify(algo: Any, policy_ids: Iterable[str] | None) -> ConsistencyReport:
+    the workers sends nothing first (the shim's own calls never do): it shows them as they
+    are."""
     truth = _compat.local_worker(_compat.training_group(algo))
     every_policy = policy_ids is None
     wanted = _compat.policy_ids(truth) if policy_ids is None else list(policy_ids)

@@ -118,25 +118,21 @@ def test_league_is_consistent_with_tune_run_of_a_ppo_subclass(probe: type, tmp_p
     expect_consistent_league(probe, trial.last_result)
 
 
+def train_in_actor(probe: type, actor: Any) -> None:
+    try:
+        for _ in range(ITERATIONS):
+            result = ray.get(actor.train.remote())
+        expect_consistent_league(probe, result)
+    finally:
+        ray.get(actor.stop.remote())
+        ray.kill(actor)
+
+
 def test_league_is_consistent_in_a_ray_remote_algorithm(probe: type) -> None:
     from ray.rllib.algorithms.ppo import PPO
 
-    algorithm = ray.remote(PPO).remote(config=league_config(probe))
-    try:
-        for _ in range(ITERATIONS):
-            result = ray.get(algorithm.train.remote())
-        expect_consistent_league(probe, result)
-    finally:
-        ray.get(algorithm.stop.remote())
-        ray.kill(algorithm)
+    train_in_actor(probe, ray.remote(PPO).remote(config=league_config(probe)))
 
 
 def test_league_is_consistent_in_a_users_own_actor(probe: type) -> None:
-    runner = ray.remote(helpers.LeagueRunner).remote(league_config(probe))
-    try:
-        for _ in range(ITERATIONS):
-            result = ray.get(runner.train.remote())
-        expect_consistent_league(probe, result)
-    finally:
-        ray.get(runner.stop.remote())
-        ray.kill(runner)
+    train_in_actor(probe, ray.remote(helpers.LeagueRunner).remote(league_config(probe)))
