@@ -30,7 +30,7 @@ def tests(session: nox.Session, ray: str) -> None:
     session.install(TORCH)
     session.install(f"ray[rllib]=={ray}", *RAY_PINS[ray])
     session.install(".[test]")
-    session.run("pytest", *session.posargs, env={"RAY_DEDUP_LOGS": "0"})
+    session.run("pytest", "--durations=25", *session.posargs, env={"RAY_DEDUP_LOGS": "0"})
 
 
 @nox.session(python="3.11")  # type: ignore[untyped-decorator]
