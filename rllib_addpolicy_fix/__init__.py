@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._faults import WorkerTimeoutError
 from ._patches import RESULT_KEY, install, is_installed, uninstall
 from ._verify import ConsistencyReport, InconsistentWeightsError, PolicyCheck, assert_consistent, verify
 
@@ -22,6 +23,7 @@ __all__ = [
     "InconsistentWeightsError",
     "PolicyCheck",
     "SyncSummary",
+    "WorkerTimeoutError",
     "__version__",
     "assert_consistent",
     "install",
@@ -42,13 +44,22 @@ class SyncSummary:
 
 def sync(algo: Any) -> SyncSummary:
     """Push every pending driver-side weight change to the remote workers of ``algo``'s training
-    and evaluation sets now, blocking; what the shim otherwise does before the next sample."""
-    from . import _broadcast, _tracking
+    and evaluation sets now, blocking; what the shim otherwise does before the next sample.
+
+    Bounded like every call of the shim: a worker that does not apply the weights in time is
+    handed to RLlib's fault handling, and its error raised when the algorithm's config does not
+    tolerate failed workers (:class:`WorkerTimeoutError` for one that did not answer)."""
+    from . import _broadcast, _faults, _tracking
 
     started = time.perf_counter()
     with _tracking.held():
         records = _tracking.bind_algorithm(algo)
-        sent = {role: _broadcast.push_pending(record.group) for role, record in records.items()}
+        sent = {}
+        for role, record in records.items():
+            try:
+                sent[role] = _broadcast.push_pending(record.group)
+            except _faults.WorkerFault as fault:
+                raise fault.error from None
     return SyncSummary(sent, time.perf_counter() - started)
 
 

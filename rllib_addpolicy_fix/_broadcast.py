@@ -2,7 +2,8 @@
 
 One ``ray.put`` per broadcast, carrying only the policies whose driver weights changed, and the
 call returns when every healthy remote worker has applied them, so nothing samples with stale
-weights. The remote side is :func:`_remote.set_policy_weights`, which never raises.
+weights, or when the timeout is up: a worker that did not answer by then goes to RLlib's fault
+handling (``_faults``). The remote side is :func:`_remote.set_policy_weights`, which never raises.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from . import _compat, _remote, _tracking
+from . import _compat, _faults, _remote, _tracking
 from ._state import state_nbytes
 
 logger = logging.getLogger(__name__)
@@ -67,19 +68,25 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
     group, truth = record.group, record.truth()
     own = _compat.local_worker(group)
     started = time.perf_counter()
+    sources = record.sources()
     stamps, weights = {}, {}
     for policy_id in policy_ids:
-        stamps[policy_id], weights[policy_id] = _tracking.current_weights(truth, policy_id)
+        source = sources.get(policy_id, truth)
+        stamps[policy_id], weights[policy_id] = _tracking.current_weights(source, policy_id)
     nbytes = state_nbytes(weights)
 
     if own is not None and own is not truth:  # the evaluation set's driver-side worker
-        _remote.set_policy_weights(own, weights)
+        _remote.set_policy_weights(own, {policy_id: policy_weights
+                                         for policy_id, policy_weights in weights.items()
+                                         if sources.get(policy_id) is truth})
 
     failed = False
+    replies = _compat.Replies()
     if _compat.num_remote_workers(group):
         weights_ref = ray.put(weights)  # copies: later training cannot change what is sent
         apply = functools.partial(_remote.set_policy_weights, weights_ref=weights_ref)
-        for worker_id, outcome in _compat.foreach_remote(group, apply, timeout_seconds=None):
+        replies = _compat.foreach_remote(group, apply)
+        for worker_id, outcome in replies:
             if outcome.get("error") or outcome.get("missing"):
                 failed = True
                 logger.warning(
@@ -90,6 +97,9 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
                     outcome.get("error"),
                 )
     if not failed:
+        # Workers that died or hung are out of service now; RLlib restores each from the
+        # driver's state before it samples again (``_faults``).
         record.delivered.update(stamps)
-    sent_bytes = nbytes * _compat.num_remote_workers(group)
+    sent_bytes = nbytes * len(replies)
     record.record_broadcast(policy_ids, sent_bytes, time.perf_counter() - started)
+    _faults.settle(group, replies, f"the weights of {policy_ids}")

@@ -229,6 +229,18 @@ def groups_receiving_add(algo: Algorithm, arguments: dict[str, Any]) -> dict[str
     return {role: group for role, group in groups(algo).items() if wanted[role]}
 
 
+def add_to_one_set_kwargs(role: str) -> dict[str, bool] | None:
+    """``Algorithm.add_policy`` keywords that add to the ``role`` set only; None where RLlib
+    cannot (before 2.40 the training set always gets the policy)."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    parameters = _signature(Algorithm.add_policy).parameters
+    if "add_to_eval_env_runners" in parameters:
+        return {"add_to_env_runners": role == "training",
+                "add_to_eval_env_runners": role == "evaluation"}
+    return {"evaluation_workers": False} if role == "training" else None
+
+
 def local_worker(group: Any) -> Any:
     """The group's driver-side RolloutWorker, or None."""
     if group is None:
@@ -242,25 +254,141 @@ def num_remote_workers(group: Any) -> int:
     return int(group.num_remote_workers()) if group is not None else 0
 
 
+class Replies(list[tuple[int, Any]]):
+    """``(worker_id, result)`` for every remote worker that answered, in id order, and who did
+    not: ``failed`` (the call raised a Ray error: the worker died; RLlib has marked it
+    unhealthy) and ``hung`` (no answer within the timeout; the call stays queued there)."""
+
+    def __init__(self, answered: Iterable[tuple[int, Any]] = (), *,
+                 failed: dict[int, BaseException] | None = None,
+                 hung: Iterable[int] = (), timeout_s: float = 0.0) -> None:
+        super().__init__(sorted(answered, key=lambda pair: pair[0]))
+        self.failed = dict(failed or {})
+        self.hung = sorted(hung)
+        self.timeout_s = timeout_s
+
+    @property
+    def unreached(self) -> list[int]:
+        return sorted({*self.failed, *self.hung})
+
+
 def foreach_remote(
     group: Any, func: Callable[[Any], Any], *, timeout_seconds: float | None = None
-) -> list[tuple[int, Any]]:
-    """Run ``func`` on every healthy remote worker and wait (``timeout_seconds=None``);
-    returns ``(worker_index, result)`` pairs. ``func`` must not raise (see ``_remote``). The
-    shim's own call: it triggers no pre-use broadcast."""
-    from . import _busy, _remote
+) -> Replies:
+    """Run ``func`` on every healthy remote worker and wait at most ``timeout_seconds``
+    (default :func:`remote_timeout_s`). ``func`` must not raise (see ``_remote``).
 
-    tagged = functools.partial(_remote.tag_with_worker_index, func=func)
-    # ``foreach_worker`` became ``foreach_env_runner`` (2.50); its ``local_worker=`` keyword
-    # became ``local_env_runner=`` (2.40, where the old name raises).
-    foreach = getattr(group, "foreach_env_runner", None) or group.foreach_worker
-    params = _signature(getattr(foreach, "__func__", foreach)).parameters
-    local = "local_env_runner" if "local_env_runner" in params else "local_worker"
+    Through the set's actor manager (the same API from 2.5 to 2.60), not the set's
+    ``foreach_*``: the shim's own call triggers no pre-use broadcast, and it needs to know
+    which worker did not answer. A worker that dies is marked unhealthy by the manager, as
+    for any RLlib call; what to do about it is the caller's (``_faults``)."""
+    from . import _busy
+
+    manager = worker_manager(group)
+    timeout_s = remote_timeout_s(group) if timeout_seconds is None else timeout_seconds
+    if manager is None:
+        return Replies(timeout_s=timeout_s)
+    called = list(manager.healthy_actor_ids())
+    if not called:
+        return Replies(timeout_s=timeout_s)
     with _busy.quiet():
-        results = foreach(
-            tagged, healthy_only=True, timeout_seconds=timeout_seconds, **{local: False}
+        results = manager.foreach_actor(
+            func, healthy_only=False, remote_actor_ids=called, timeout_seconds=timeout_s
         )
-    return sorted(results, key=lambda pair: pair[0])
+    answered, failed = [], {}
+    for result in results:
+        if result.ok:
+            answered.append((result.actor_id, result.get()))
+        else:
+            failed[result.actor_id] = result.get()
+    heard = {result.actor_id for result in results}
+    return Replies(answered, failed=failed, hung=[i for i in called if i not in heard],
+                   timeout_s=timeout_s)
+
+
+def worker_manager(group: Any) -> Any:
+    """The set's ``FaultTolerantActorManager``: ``_worker_manager`` from 2.30, a name-mangled
+    ``__worker_manager`` of ``WorkerSet`` before."""
+    if group is None:
+        return None
+    return getattr(group, "_worker_manager", None) or getattr(
+        group, "_WorkerSet__worker_manager", None
+    )
+
+
+def group_role(group: Any) -> str:
+    """"evaluation" or "training", from the set's own config (``in_evaluation``, 2.5+)."""
+    config = getattr(group, "_remote_config", None)
+    return "evaluation" if _setting(config, "in_evaluation") is True else "training"
+
+
+def unhealthy_worker_ids(group: Any) -> list[int]:
+    manager = worker_manager(group)
+    if manager is None:
+        return []
+    healthy = set(manager.healthy_actor_ids())
+    return sorted(i for i in manager.actors() if i not in healthy)  # no actor_ids() in 2.5
+
+
+def take_out_of_service(group: Any, worker_id: int) -> None:
+    """Mark a remote worker unhealthy, as RLlib does with one that died: RLlib stops using
+    it, probes it before each iteration and, once it answers, restores it from the driver's
+    state (``restore_workers`` / ``restore_env_runners``)."""
+    worker_manager(group).set_actor_state(worker_id, healthy=False)
+
+
+#: Overrides the timeout of every remote call the shim makes (seconds, > 0).
+TIMEOUT_ENV_VAR = "RLLIB_ADDPOLICY_FIX_TIMEOUT_S"
+#: The user's health-probe timeout, newest name first (``worker_health_probe_timeout_s`` became
+#: ``env_runner_health_probe_timeout_s`` in 2.20); RLlib's 2.5 default when neither is set.
+_PROBE_TIMEOUT_SETTINGS = ("env_runner_health_probe_timeout_s", "worker_health_probe_timeout_s")
+_DEFAULT_TIMEOUT_S = 60.0
+
+
+def remote_timeout_s(group: Any) -> float:
+    """How long the shim waits for a remote worker: :data:`TIMEOUT_ENV_VAR` if set, else the
+    set's health-probe timeout, the time RLlib itself gives a worker to answer."""
+    import os
+
+    override = os.environ.get(TIMEOUT_ENV_VAR, "").strip()
+    if override:
+        try:
+            value = float(override)
+            if value > 0:
+                return value
+        except ValueError:
+            pass
+        logger.warning("rllib_addpolicy_fix: ignoring %s=%r (not a number of seconds > 0)",
+                       TIMEOUT_ENV_VAR, override)
+    config = getattr(group, "_remote_config", None)
+    for name in _PROBE_TIMEOUT_SETTINGS:
+        value = _setting(config, name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return _DEFAULT_TIMEOUT_S
+
+
+#: Settings under which RLlib carries on without a failed worker: ignore failures
+#: (``ignore_worker_failures`` -> ``ignore_env_runner_failures``, 2.20) or restart them
+#: (``recreate_failed_workers`` -> ``recreate_failed_env_runners``, 2.20 ->
+#: ``restart_failed_env_runners``, 2.40, on by default).
+_TOLERANCE_SETTINGS = (
+    "ignore_env_runner_failures", "restart_failed_env_runners", "recreate_failed_env_runners",
+    "ignore_worker_failures", "recreate_failed_workers",
+)
+
+
+def tolerates_worker_failures(group: Any) -> bool:
+    config = getattr(group, "_remote_config", None)
+    return any(_setting(config, name) is True for name in _TOLERANCE_SETTINGS)
+
+
+def _setting(config: Any, name: str) -> Any:
+    """A config attribute, or None (deprecated names may raise when read)."""
+    try:
+        return getattr(config, name, None)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,19 +586,31 @@ _RESTART_SETTINGS = (
 
 def enable_worker_restarts(config: AlgorithmConfig) -> AlgorithmConfig:
     """Restart failed remote workers at once (the default delay is 60 s)."""
+    return worker_fault_settings(config, restarts=True)
+
+
+def worker_fault_settings(
+    config: AlgorithmConfig, *, restarts: bool, probe_timeout_s: float | None = None
+) -> AlgorithmConfig:
+    """Worker restarts on (at once) or off, and optionally the health-probe timeout, under
+    this release's names. Worker failures are not ignored either way."""
     parameters = _signature(type(config).fault_tolerance).parameters
+    settings: dict[str, Any] = {}
     for restart, delay in _RESTART_SETTINGS:
         if restart in parameters and delay in parameters:
-            return config.fault_tolerance(**{restart: True, delay: 0})
-    raise NotImplementedError("no known worker-restart setting in this Ray release")
+            settings.update({restart: restarts, delay: 0})
+            break
+    else:
+        raise NotImplementedError("no known worker-restart setting in this Ray release")
+    if probe_timeout_s is not None:
+        name = next(n for n in _PROBE_TIMEOUT_SETTINGS if n in parameters)
+        settings[name] = probe_timeout_s
+    return config.fault_tolerance(**settings)
 
 
 def remote_actors(group: Any) -> dict[int, Any]:
-    """The set's remote worker actors by id (for killing one in tests). The actor manager is
-    ``_worker_manager`` from 2.30, a name-mangled ``__worker_manager`` of ``WorkerSet`` before."""
-    manager = getattr(group, "_worker_manager", None) or getattr(
-        group, "_WorkerSet__worker_manager", None
-    )
+    """The set's remote worker actors by id (for killing one in tests)."""
+    manager = worker_manager(group)
     return dict(manager.actors()) if manager is not None else {}
 
 

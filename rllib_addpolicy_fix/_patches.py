@@ -36,7 +36,7 @@ from typing import Any
 
 import wrapt
 
-from . import _broadcast, _busy, _compat, _remote, _rollback, _tracking
+from . import _broadcast, _busy, _compat, _faults, _remote, _rollback, _tracking
 from ._state import SharedPolicyState, fresh_policy_state
 
 logger = logging.getLogger("rllib_addpolicy_fix")
@@ -80,6 +80,8 @@ def own_work(what: str) -> Iterator[None]:
     become the user's failure."""
     try:
         yield
+    except _faults.WorkerFault as fault:  # a worker's failure, not the shim's: RLlib's way
+        raise fault.error from None
     except Exception:  # noqa: BLE001 - the documented contract: log, never raise
         if what not in _warned:
             _warned.add(what)
@@ -241,10 +243,12 @@ def _set_policies_to_train(group: Any, policies_to_train: Callable[..., Any]) ->
     if _compat.num_remote_workers(group):
         apply = functools.partial(_remote.set_policies_to_train,
                                   policies_to_train=policies_to_train)
-        for worker_id, outcome in _compat.foreach_remote(group, apply):
+        replies = _compat.foreach_remote(group, apply)
+        for worker_id, outcome in replies:
             if outcome.get("error"):
                 logger.warning("rllib_addpolicy_fix: remote worker %s did not take "
                                "policies_to_train: %s", worker_id, outcome["error"])
+        _faults.settle(group, replies, "the new policies_to_train")
 
 
 def _worker_add_policy(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> Any:

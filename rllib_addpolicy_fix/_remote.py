@@ -16,12 +16,6 @@ from typing import Any
 logger = logging.getLogger("rllib_addpolicy_fix.remote")
 
 
-def tag_with_worker_index(worker: Any, func: Any) -> tuple[int, Any]:
-    """``(worker.worker_index, func(worker))``; ``func`` is one of the never-raising functions
-    below."""
-    return getattr(worker, "worker_index", -1), func(worker)
-
-
 def resolve_state(state_ref: Any) -> Any:
     """Unpickling hook for a policy state sent as an object-store ref: the remote ``add_policy``
     receives the state itself. On failure it receives None, which is RLlib's own default."""

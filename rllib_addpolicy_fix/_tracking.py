@@ -213,15 +213,25 @@ class GroupRecord:
     def set_truth(self, worker: Any) -> None:
         self._truth = weakref.ref(worker) if worker is not None else None
 
+    def sources(self) -> dict[str, Any]:
+        """Every policy this set's remote workers hold -> the driver-side worker whose copy
+        they must match (see :func:`sources`)."""
+        return sources(self.truth(), _compat.local_worker(self.group))
+
     def mark_delivered(self, policy_ids: list[str] | None = None) -> None:
-        """The remote workers now hold the driver's current weights for ``policy_ids``
-        (all policies the driver has loaded when None)."""
-        truth = self.truth()
-        if truth is None:
-            return
-        for policy_id in _compat.policy_ids(truth) if policy_ids is None else policy_ids:
-            policy = _compat.loaded_policy(truth, policy_id)
-            stash_ref = _compat.stashed_state_ref(truth, policy_id)
+        """The remote workers now hold the driver's current weights for ``policy_ids`` (when
+        None: every policy this set takes from the training driver, what RLlib's own full
+        sync sends)."""
+        sources = self.sources()
+        if policy_ids is None:
+            truth = self.truth()
+            policy_ids = [pid for pid, source in sources.items() if source is truth]
+        for policy_id in policy_ids:
+            source = sources.get(policy_id)
+            if source is None:
+                continue
+            policy = _compat.loaded_policy(source, policy_id)
+            stash_ref = _compat.stashed_state_ref(source, policy_id)
             if policy is not None:
                 self.delivered[policy_id] = weights_stamp(policy)
             elif stash_ref is not None:
@@ -233,22 +243,18 @@ class GroupRecord:
         A policy evicted from the driver's LRU cache is judged by its stash (see
         :meth:`before_stash`), never loaded here: loading would evict another one.
         """
-        truth, own = self.truth(), _compat.local_worker(self.group)
-        if truth is None:
-            return []
-        own_ids = set(_compat.policy_ids(own)) if own is not None and own is not truth else None
-        policy_ids = [policy_id for policy_id in _compat.policy_ids(truth)
-                      if own_ids is None or policy_id in own_ids]  # else never added to this set
-        changed = [policy_id for policy_id in policy_ids if self._changed(truth, policy_id)]
+        sources = self.sources()
+        changed = [policy_id for policy_id, source in sources.items()
+                   if self._changed(source, policy_id)]
         if not self.baselined:
             self.baselined = True
             if changed:
-                self._baseline(truth, changed)
+                self._baseline(sources, changed)
                 changed = [policy_id for policy_id in changed
-                           if self._changed(truth, policy_id)]
+                           if self._changed(sources[policy_id], policy_id)]
         return sorted(changed)
 
-    def _baseline(self, truth: Any, policy_ids: list[str]) -> None:
+    def _baseline(self, sources: dict[str, Any], policy_ids: list[str]) -> None:
         """The first time the shim checks a set, it cannot know what the workers got before it
         was watching (a league restored from a checkpoint by ``set_state`` calls, policies
         built with the algorithm or added before the shim was installed). Policies that look
@@ -259,12 +265,15 @@ class GroupRecord:
             return
         expected: dict[str, tuple[Hashable, str]] = {}
         for policy_id in policy_ids:
-            stamp, weights = current_weights(truth, policy_id)
+            stamp, weights = current_weights(sources[policy_id], policy_id)
             expected[policy_id] = (stamp, weights_digest(weights))
         digests = functools.partial(_remote.policy_digests, policy_ids=list(expected))
-        held = [found for _, found in _compat.foreach_remote(group, digests)]
+        replies = _compat.foreach_remote(group, digests)
+        held = [found for _, found in replies]
         for policy_id, (stamp, digest) in expected.items():
-            if held and all(found.get(policy_id) == digest for found in held):
+            if held and not replies.unreached and all(
+                found.get(policy_id) == digest for found in held
+            ):
                 self.delivered[policy_id] = stamp
 
     def _changed(self, truth: Any, policy_id: str) -> bool:
@@ -302,6 +311,20 @@ class GroupRecord:
     def record_broadcast(self, policy_ids: list[str], nbytes: int, seconds: float) -> None:
         self.since_result.add(policy_ids, nbytes, seconds)
         self.lifetime.merge(Stats(1, len(policy_ids), nbytes, seconds))  # counts only, no ids
+
+
+def sources(truth: Any, own: Any) -> dict[str, Any]:
+    """Policy id -> the driver-side worker whose copy a set's remote workers must match: the
+    training driver ``truth`` for the policies it has (also for the evaluation set), the set's
+    own driver-side worker ``own`` for a policy only that set has (2.40+
+    ``add_policy(..., add_to_env_runners=False)``)."""
+    if truth is None:
+        return {}
+    if own is None or own is truth:
+        return dict.fromkeys(_compat.policy_ids(truth), truth)
+    truth_ids = set(_compat.policy_ids(truth))
+    return {policy_id: truth if policy_id in truth_ids else own
+            for policy_id in _compat.policy_ids(own)}
 
 
 _records: weakref.WeakKeyDictionary[Any, GroupRecord] = weakref.WeakKeyDictionary()

@@ -15,6 +15,12 @@ from . import _compat, _remote, _tracking
 from ._remote import leaves
 
 EQUAL, DIFFERS, MISSING, EXTRA, ERROR = "equal", "differs", "missing", "extra", "error"
+#: Differences that are not a bug: a change the shim sends before the workers next sample; a
+#: trained policy on evaluation workers between evaluations (RLlib syncs it at each
+#: ``evaluate()``); a worker that is out of service or did not answer (RLlib restores it from
+#: the driver's state before it samples again).
+PENDING, LAGGING, UNREACHABLE = "pending", "lagging", "unreachable"
+DIVERGED = frozenset({DIFFERS, MISSING, EXTRA, ERROR})
 
 
 @dataclass(frozen=True)
@@ -23,9 +29,13 @@ class PolicyCheck:
 
     group: str  # "training" or "evaluation"
     worker: str  # remote worker id, or "local" for the evaluation set's driver-side worker
-    policy_id: str
-    status: str  # equal | differs | missing (worker lacks it) | extra (driver lacks it) | error
-    max_abs_diff: float  # 0.0 when equal; inf when shapes or keys differ or the policy is absent
+    policy_id: str  # "*" for a check of the whole worker (error, unreachable)
+    #: equal | differs | missing (worker lacks it) | extra (driver lacks it) | error, which are
+    #: bugs; or pending | lagging | unreachable, which are not (see :data:`PENDING`).
+    status: str
+    #: 0.0 when equal; inf when shapes or keys differ or the policy is absent; 0.0 for a
+    #: worker that could not be read.
+    max_abs_diff: float
     detail: str = ""
 
 
@@ -39,10 +49,17 @@ class ConsistencyReport:
 
     @property
     def consistent(self) -> bool:
-        return all(check.status == EQUAL for check in self.checks)
+        """No copy has diverged from the driver: every difference is pending, lagging by
+        design, or on an unreachable worker."""
+        return not self.diverged
+
+    @property
+    def diverged(self) -> tuple[PolicyCheck, ...]:
+        return tuple(check for check in self.checks if check.status in DIVERGED)
 
     @property
     def mismatches(self) -> tuple[PolicyCheck, ...]:
+        """Every copy that is not equal, whatever the reason."""
         return tuple(check for check in self.checks if check.status != EQUAL)
 
     def max_abs_diff(self, policy_id: str | None = None, group: str | None = None) -> float:
@@ -60,7 +77,7 @@ class ConsistencyReport:
         workers = sorted({(c.group, c.worker) for c in self.checks})
         policy_ids = sorted({c.policy_id for c in self.checks})
         cells = {(c.group, c.worker, c.policy_id): _cell(c) for c in self.checks}
-        headers = ["policy"] + [f"{group[:4]}:{worker}" for group, worker in workers]
+        headers = ["policy"] + [f"{group}:{worker}" for group, worker in workers]
         rows = [
             [policy_id] + [cells.get((g, w, policy_id), "") for g, w in workers]
             for policy_id in policy_ids
@@ -68,12 +85,23 @@ class ConsistencyReport:
         widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
         lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths))
                  for row in [headers, *rows]]
+        counts = {status: sum(c.status == status for c in self.checks)
+                  for status in (PENDING, LAGGING, UNREACHABLE)}
+        besides = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
         verdict = (
             "consistent: every worker holds the driver's weights"
+            if not self.mismatches
+            else f"consistent, but {besides} (not a bug: see the legend)"
             if self.consistent
-            else f"INCONSISTENT: {len(self.mismatches)} of {len(self.checks)} policy copies "
-            f"differ from the driver (max |dw| = {self.max_abs_diff():.4g})"
+            else f"INCONSISTENT: {len(self.diverged)} of {len(self.checks)} policy copies "
+            f"diverged from the driver (max |dw| = {self.max_abs_diff():.4g})"
         )
+        if besides:
+            lines.append(
+                "legend: pending = sent before the workers next sample; lagging = a trained "
+                "policy on evaluation workers, synced at each evaluate(); unreachable = a worker "
+                "out of service, restored from the driver before it samples again"
+            )
         notes = [f"note: {note}" for note in self.notes]
         return "\n".join([f"rllib_addpolicy_fix.verify: {verdict}", *lines, *notes])
 
@@ -81,8 +109,11 @@ class ConsistencyReport:
 def _cell(check: PolicyCheck) -> str:
     if check.status == EQUAL:
         return "ok"
-    if check.status == DIFFERS and math.isfinite(check.max_abs_diff):
-        return f"|dw|={check.max_abs_diff:.3g}"
+    if check.status in (DIFFERS, PENDING, LAGGING) and math.isfinite(check.max_abs_diff):
+        label = "" if check.status == DIFFERS else f"{check.status} "
+        return f"{label}|dw|={check.max_abs_diff:.3g}"
+    if check.detail:
+        return f"{check.status}: {check.detail}"
     return check.status
 
 
@@ -94,48 +125,84 @@ class InconsistentWeightsError(AssertionError):
         self.report = report
 
 
-def verify(algo: Any, policy_ids: Iterable[str] | None = None) -> ConsistencyReport:
+def verify(
+    algo: Any, policy_ids: Iterable[str] | None = None, *, send_pending: bool = False
+) -> ConsistencyReport:
     """Compare the driver's weights of every policy (or ``policy_ids``) with every remote worker
     of the training and evaluation sets, and the evaluation set's driver-side worker. Reading
     the workers sends nothing first (the shim's own calls never do): it shows them as they
-    are."""
+    are, unless ``send_pending`` asks to send what is pending first (``sync(algo)``)."""
+    from . import _patches
+
+    if send_pending and _patches.is_installed():
+        from . import sync
+
+        sync(algo)
     truth = _compat.local_worker(_compat.training_group(algo))
     every_policy = policy_ids is None
-    wanted = _compat.policy_ids(truth) if policy_ids is None else list(policy_ids)
-    driver = {pid: _flatten(truth.policy_map[pid].get_weights())
-              for pid in wanted if pid in truth.policy_map}
+    requested = None if policy_ids is None else list(policy_ids)
+    flattened: dict[tuple[int, str], dict[str, Any]] = {}
     checks: list[PolicyCheck] = []
     for role, group in _compat.groups(algo).items():
-        read = functools.partial(_remote.policy_weights, policy_ids=wanted)
-        copies: list[tuple[int | str, Any]] = (
-            list(_compat.foreach_remote(group, read)) if _compat.num_remote_workers(group) else []
-        )
+        sources = _tracking.sources(truth, _compat.local_worker(group))
+        expected = list(sources) if requested is None else [p for p in requested if p in sources]
+        driver = {}
+        for pid in expected:
+            key = (id(sources[pid]), pid)
+            if key not in flattened:
+                flattened[key] = _flatten(sources[pid].policy_map[pid].get_weights())
+            driver[pid] = flattened[key]
+        excused = _excused(group)
+        read = functools.partial(_remote.policy_weights, policy_ids=expected)
+        replies = _compat.foreach_remote(group, read)
+        for worker_id, outcome in replies:
+            checks.extend(_compare(role, str(worker_id), driver, outcome, every_policy, excused))
         own = _compat.local_worker(group)
-        expected = wanted
         if own is not None and own is not truth:
-            # A set's own driver-side worker says which policies were added to it at all
-            # (``add_policy(..., add_to_eval_env_runners=False)`` leaves some out on purpose).
-            expected = [pid for pid in wanted if pid in _compat.policy_ids(own)]
-            copies.append(("local", _remote.policy_weights(own, expected)))
-        for worker_id, outcome in copies:
-            checks.extend(
-                _compare(role, str(worker_id), driver, expected, outcome, every_policy)
-            )
+            # The set's own driver-side worker, for the policies it takes from the training
+            # driver (it holds the driver's copy of those only its set has).
+            from_truth = {pid: copy for pid, copy in driver.items() if sources[pid] is truth}
+            outcome = _remote.policy_weights(own, list(from_truth))
+            checks.extend(_compare(role, "local", from_truth, outcome, False, excused))
+        for worker_id in sorted({*replies.unreached, *_compat.unhealthy_worker_ids(group)}):
+            why = ("died" if worker_id in replies.failed
+                   else f"no answer in {replies.timeout_s:g} s" if worker_id in replies.hung
+                   else "out of service")
+            checks.append(PolicyCheck(role, str(worker_id), "*", UNREACHABLE, 0.0, why))
     notes = tuple(record.bypassed for group in _compat.groups(algo).values()
                   if (record := _tracking.existing_record(group)) and record.bypassed)
     return ConsistencyReport(tuple(checks), notes)
 
 
-def assert_consistent(algo: Any, policy_ids: Iterable[str] | None = None) -> ConsistencyReport:
-    report = verify(algo, policy_ids)
+def assert_consistent(
+    algo: Any, policy_ids: Iterable[str] | None = None, *, send_pending: bool = False
+) -> ConsistencyReport:
+    """:func:`verify`, raising :class:`InconsistentWeightsError` if any copy diverged (pending,
+    lagging and unreachable copies do not count)."""
+    report = verify(algo, policy_ids, send_pending=send_pending)
     if not report.consistent:
         raise InconsistentWeightsError(report)
     return report
 
 
+def _excused(group: Any) -> dict[str, str]:
+    """Policies whose difference on this set is not a bug: lagging by design, or pending
+    (only while the shim is installed to send them, and not bypassed)."""
+    from . import _broadcast, _patches
+
+    record = _tracking.existing_record(group)
+    excused: dict[str, str] = {}
+    if record is not None:
+        with _tracking.LOCK:
+            excused.update((pid, LAGGING) for pid in _broadcast.left_to_rllib(record))
+            if _patches.is_installed() and not record.bypassed:
+                excused.update((pid, PENDING) for pid in _broadcast.pending_before_use(record))
+    return excused
+
+
 def _compare(
-    role: str, worker: str, driver: dict[str, dict[str, Any]], wanted: list[str],
-    outcome: dict[str, Any], every_policy: bool,
+    role: str, worker: str, driver: dict[str, dict[str, Any]], outcome: dict[str, Any],
+    every_policy: bool, excused: dict[str, str],
 ) -> list[PolicyCheck]:
     if outcome.get("error"):
         return [PolicyCheck(role, worker, "*", ERROR, math.inf, outcome["error"])]
@@ -144,13 +211,13 @@ def _compare(
     if every_policy:  # policies a worker has that the driver does not (a half-done add/remove)
         for policy_id in sorted(set(outcome["policy_ids"]) - set(driver)):
             checks.append(PolicyCheck(role, worker, policy_id, EXTRA, math.inf))
-    for policy_id in wanted:
+    for policy_id in driver:
         if policy_id not in remote:
             if policy_id in driver:
                 checks.append(PolicyCheck(role, worker, policy_id, MISSING, math.inf))
         else:
             diff = _max_abs_diff(driver[policy_id], _flatten(remote[policy_id]))
-            status = EQUAL if diff == 0.0 else DIFFERS
+            status = EQUAL if diff == 0.0 else excused.get(policy_id, DIFFERS)
             checks.append(PolicyCheck(role, worker, policy_id, status, diff))
     return checks
 

@@ -3,12 +3,17 @@ the callback class below run on remote workers without the tests being importabl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import tempfile
+import time
 from typing import Any
 
 import numpy as np
 from ray.rllib.algorithms.callbacks import DefaultCallbacks
 from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.algorithms.ppo.ppo_torch_policy import PPOTorchPolicy
 from ray.rllib.policy.policy import Policy, PolicySpec
 
 from rllib_addpolicy_fix import _compat
@@ -70,6 +75,17 @@ class AddsInOnAlgorithmInit(SampleProbe):
 
     def on_algorithm_init(self, *, algorithm: Any, **kwargs: Any) -> None:
         copy_weights(algorithm, "from_callback")
+
+
+def perturbed(weights: dict[str, Any], by: float) -> dict[str, Any]:
+    return {key: np.asarray(value) + np.asarray(by, np.asarray(value).dtype)
+            for key, value in weights.items()}
+
+
+def add_to_weights(worker: Any, policy_id: str, by: float) -> None:
+    """Change a policy's weights on one worker only (a copy that diverges where it lives)."""
+    policy = worker.policy_map[policy_id]
+    policy.set_weights(perturbed(policy.get_weights(), by))
 
 
 def policy_ids_of(worker: Any) -> list[str]:
@@ -290,3 +306,49 @@ def run_config(**kwargs: Any) -> Any:
         if found is not None:
             return found(**kwargs)
     raise ImportError("no RunConfig in this Ray")
+
+
+# Faults: a remote worker whose ``set_weights`` does not return while a marker file names it.
+
+HOLD_MARKER = os.path.join(tempfile.gettempdir(), "rllib_addpolicy_fix_tests_hold_set_weights")
+
+
+def process_id(worker: Any) -> int:
+    return os.getpid()
+
+
+def hold_set_weights_in(pid: int) -> None:
+    with open(HOLD_MARKER, "w") as marker:
+        marker.write(str(pid))
+
+
+def release_set_weights() -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(HOLD_MARKER)
+
+
+def _held_here() -> bool:
+    try:
+        with open(HOLD_MARKER) as marker:
+            return marker.read().strip() == str(os.getpid())
+    except OSError:
+        return False
+
+
+class HeldSetWeightsPolicy(PPOTorchPolicy):  # type: ignore[misc]
+    """PPO's torch policy, whose ``set_weights`` blocks in the process the marker names (for at
+    most two minutes, so a broken test cannot hang a worker for ever)."""
+
+    def set_weights(self, weights: Any) -> None:
+        deadline = time.monotonic() + 120
+        while _held_here() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        super().set_weights(weights)
+
+
+def add_held_snapshot(algo: Any, policy_id: str) -> None:
+    """The documented snapshot copy, of a policy whose remote ``set_weights`` can be held."""
+    src = algo.get_policy("main")
+    algo.add_policy(policy_id, HeldSetWeightsPolicy, observation_space=src.observation_space,
+                    action_space=src.action_space, config=getattr(src, "config", {}).copy())
+    algo.get_policy(policy_id).set_weights(src.get_weights())

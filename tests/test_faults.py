@@ -1,9 +1,11 @@
-"""Issue 5: worker restarts (every tested Ray where RLlib's own restart works) and checkpoint
-round trips (oldest and newest)."""
+"""Worker faults: restarts (every tested Ray where RLlib's own restart works), a worker stuck
+or killed while the shim's broadcast waits for it, and checkpoint round trips."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +14,8 @@ import helpers
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat, _tracking
 
+NEWEST = pytest.mark.skipif(str(_compat.installed_ray_version()) != _compat.TESTED_RAY[-1],
+                            reason="runs on the newest tested Ray")
 OLDEST_AND_NEWEST = pytest.mark.skipif(
     str(_compat.installed_ray_version()) not in (_compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]),
     reason="runs on the oldest and the newest tested Ray",
@@ -57,16 +61,17 @@ def test_restarted_workers_hold_every_snapshot_at_driver_weights(shim: Any, buil
     algo.train()
     helpers.copy_weights(algo, "snap1")
     algo.train()
+    helpers.copy_weights(algo, "snap2")  # its copy is pending when the workers die
 
     for group in _compat.groups(algo).values():  # one training and one evaluation worker die
         ray.kill(min(_compat.remote_actors(group).items())[1], no_restart=False)
-    helpers.copy_weights(algo, "snap2")  # added while they are down
+    helpers.copy_weights(algo, "snap3")  # added while they are down
     train_until_restored(algo, expected)
-    helpers.copy_weights(algo, "snap3")  # the league goes on
+    helpers.copy_weights(algo, "snap4")  # the league goes on
     algo.train()
 
     report = fix.verify(algo)
-    assert {c.policy_id for c in report.checks} >= {"snap1", "snap2", "snap3"}
+    assert {c.policy_id for c in report.checks} >= {"snap1", "snap2", "snap3", "snap4"}
     assert remote_workers_checked(report) == expected
     shim.expect(report)
 
@@ -103,3 +108,107 @@ def test_checkpoint_round_trip_keeps_the_league_consistent(
         shim.expect(fix.verify(restored), "snap3")
     finally:
         restored.stop()
+
+
+# A worker that does not answer while the shim's broadcast waits for it.
+
+
+@pytest.fixture
+def held_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Bounded shim calls (3 s) and, after the test, no worker held in ``set_weights``."""
+    monkeypatch.setenv(_compat.TIMEOUT_ENV_VAR, "3")
+    yield
+    helpers.release_set_weights()
+
+
+def worker_pids(group: Any) -> dict[int, int]:
+    return dict(_compat.foreach_remote(group, helpers.process_id))
+
+
+def league_with_a_held_snapshot(build: Any, config: Any) -> Any:
+    """A league whose snapshot ``snap1`` is on every worker, and whose next refresh of it
+    will find remote worker 1 stuck in ``set_weights``."""
+    algo = build(config)
+    algo.train()
+    helpers.add_held_snapshot(algo, "snap1")
+    algo.train()
+    helpers.hold_set_weights_in(worker_pids(_compat.training_group(algo))[1])
+    algo.get_policy("snap1").set_weights(algo.get_policy("main").get_weights())  # pending
+    return algo
+
+
+def timed_train(algo: Any, release_after_s: float = 60.0) -> float:
+    """``train()``'s duration; a watchdog releases the stuck worker after ``release_after_s``,
+    so an unbounded wait shows as a slow iteration instead of a hang."""
+    watchdog = threading.Timer(release_after_s, helpers.release_set_weights)
+    watchdog.start()
+    started = time.monotonic()
+    try:
+        algo.train()
+    finally:
+        watchdog.cancel()
+    return time.monotonic() - started
+
+
+@OLDEST_AND_NEWEST
+@pytest.mark.timeout(300)
+def test_a_worker_stuck_in_set_weights_never_hangs_training_and_gets_every_snapshot_back(
+    shim: Any, build: Any, held_worker: None
+) -> None:
+    config = _compat.worker_fault_settings(helpers.ppo_config(), restarts=True,
+                                           probe_timeout_s=3)
+    algo = league_with_a_held_snapshot(build, config)
+    group = _compat.training_group(algo)
+
+    seconds = timed_train(algo)
+    if shim.active:
+        assert seconds < 40, f"train() waited {seconds:.0f} s for the stuck worker"
+        assert _compat.unhealthy_worker_ids(group) == [1]  # out of service, RLlib's way
+        report = fix.verify(algo)  # reports the stuck worker instead of hanging on it
+        assert [(c.worker, c.status) for c in report.checks if c.policy_id == "*"] == [
+            ("1", "unreachable")], str(report)
+        assert report.consistent, str(report)
+
+    helpers.release_set_weights()  # it answers again: RLlib restores it from the driver
+    train_until_restored(algo, {"training": 2})
+    shim.expect(fix.verify(algo))
+
+
+@NEWEST
+@pytest.mark.timeout(300)
+def test_a_stuck_worker_without_restarts_fails_training_with_a_clear_error_instead_of_hanging(
+    shim: Any, build: Any, held_worker: None
+) -> None:
+    config = _compat.worker_fault_settings(helpers.ppo_config(), restarts=False)
+    algo = league_with_a_held_snapshot(build, config)
+
+    if shim.active:
+        started = time.monotonic()
+        with pytest.raises(fix.WorkerTimeoutError, match=r"remote worker\(s\) \[1\]"):
+            timed_train(algo)
+        assert time.monotonic() - started < 40
+    else:
+        timed_train(algo)
+        shim.expect(fix.verify(algo), "snap1")
+
+
+@NEWEST
+@pytest.mark.timeout(300)
+def test_a_worker_killed_during_a_broadcast_comes_back_with_every_snapshot(
+    shim: Any, build: Any, held_worker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    monkeypatch.setenv(_compat.TIMEOUT_ENV_VAR, "60")  # it dies long before that
+    algo = league_with_a_held_snapshot(build, _compat.enable_worker_restarts(helpers.ppo_config()))
+    group = _compat.training_group(algo)
+    actor = _compat.remote_actors(group)[1]
+    killer = threading.Timer(2.0, lambda: ray.kill(actor, no_restart=False))
+    killer.start()
+    seconds = timed_train(algo)  # the broadcast waits on worker 1 when it is killed
+    killer.join()
+    if shim.active:
+        assert seconds < 40, f"train() took {seconds:.0f} s"
+    helpers.release_set_weights()
+    train_until_restored(algo, {"training": 2})
+    shim.expect(fix.verify(algo))
