@@ -31,16 +31,28 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
     args = parser.parse_args()
-    ray.init(num_cpus=args.workers + 2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    algo = demo.build_league(args.workers, hidden=tuple(args.hidden), train_batch_size=400,
-                             policy_map_capacity=args.snapshots + 10)
+    ray.init(
+        num_cpus=args.workers + 2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    algo = demo.build_league(
+        args.workers,
+        hidden=tuple(args.hidden),
+        train_batch_size=400,
+        policy_map_capacity=args.snapshots + 10,
+    )
     main_policy = algo.get_policy("main")
     for index in range(args.snapshots):
-        algo.add_policy(f"main_v{index}", type(main_policy),
-                        observation_space=main_policy.observation_space,
-                        action_space=main_policy.action_space, config=main_policy.config.copy(),
-                        policy_state=main_policy.get_state())
+        algo.add_policy(
+            f"main_v{index}",
+            type(main_policy),
+            observation_space=main_policy.observation_space,
+            action_space=main_policy.action_space,
+            config=main_policy.config.copy(),
+            policy_state=main_policy.get_state(),
+        )
     algo.train()  # delivers whatever is pending (the build-time "main")
     times: dict[bool, list[float]] = {True: [], False: []}
     broadcast = 0
@@ -77,17 +89,23 @@ def main() -> int:
     with_shim, without = statistics.median(times[True]), statistics.median(times[False])
     overhead = with_shim / without - 1.0
     check = statistics.median(checks) * statistics.median(checks_per_iteration)
-    print(f"train() with N={args.snapshots} snapshots, nothing changed, W={args.workers}, "
-          f"{len(times[True])} iterations each, in alternating blocks of {args.block} "
-          f"(Ray {ray.__version__})")
+    print(
+        f"train() with N={args.snapshots} snapshots, nothing changed, W={args.workers}, "
+        f"{len(times[True])} iterations each, in alternating blocks of {args.block} "
+        f"(Ray {ray.__version__})"
+    )
     print(f"  without shim: median {without * 1000:.1f} ms")
     print(f"  with shim:    median {with_shim * 1000:.1f} ms")
-    print(f"  overhead: {overhead * 100:+.2f} % (target <= 1 %: "
-          f"{'met' if overhead <= 0.01 else 'MISSED'}); policies broadcast: {broadcast}")
-    print(f"  the shim's per-iteration work, timed alone: "
-          f"{statistics.median(checks_per_iteration)} checks of {args.snapshots + 1} policies "
-          f"(one before each of RLlib's remote calls) x {statistics.median(checks) * 1000:.2f} ms"
-          f" = {check * 1000:.2f} ms = {check / without * 100:.2f} % of train()")
+    print(
+        f"  overhead: {overhead * 100:+.2f} % (target <= 1 %: "
+        f"{'met' if overhead <= 0.01 else 'MISSED'}); policies broadcast: {broadcast}"
+    )
+    print(
+        f"  the shim's per-iteration work, timed alone: "
+        f"{statistics.median(checks_per_iteration)} checks of {args.snapshots + 1} policies "
+        f"(one before each of RLlib's remote calls) x {statistics.median(checks) * 1000:.2f} ms"
+        f" = {check * 1000:.2f} ms = {check / without * 100:.2f} % of train()"
+    )
     return 0 if overhead <= 0.01 and broadcast == 0 else 1
 
 

@@ -51,16 +51,26 @@ from rllib_addpolicy_fix import _compat, _tracking, demo
 def copy_weights(algo: Any, dst: str) -> None:
     """The seed's buggy pattern: add, then set the weights on the driver."""
     src = algo.get_policy("main")
-    algo.add_policy(dst, type(src), observation_space=src.observation_space,
-                    action_space=src.action_space, config=getattr(src, "config", {}).copy())
+    algo.add_policy(
+        dst,
+        type(src),
+        observation_space=src.observation_space,
+        action_space=src.action_space,
+        config=getattr(src, "config", {}).copy(),
+    )
     algo.get_policy(dst).set_weights(src.get_weights())
 
 
 def with_state(algo: Any, dst: str) -> None:
     src = algo.get_policy("main")
-    algo.add_policy(dst, type(src), observation_space=src.observation_space,
-                    action_space=src.action_space, config=src.config.copy(),
-                    policy_state=src.get_state())
+    algo.add_policy(
+        dst,
+        type(src),
+        observation_space=src.observation_space,
+        action_space=src.action_space,
+        config=src.config.copy(),
+        policy_state=src.get_state(),
+    )
 
 
 def copy_then_sync_one(algo: Any, dst: str) -> None:
@@ -71,8 +81,13 @@ def copy_then_sync_one(algo: Any, dst: str) -> None:
 def rllib_example(algo: Any, dst: str) -> None:
     """RLlib's self-play example: add, set_state, then a blocking sync of every policy."""
     src = algo.get_policy("main")
-    new = algo.add_policy(dst, type(src), observation_space=src.observation_space,
-                          action_space=src.action_space, config=src.config.copy())
+    new = algo.add_policy(
+        dst,
+        type(src),
+        observation_space=src.observation_space,
+        action_space=src.action_space,
+        config=src.config.copy(),
+    )
     new.set_state(src.get_state())
     _compat.training_group(algo).sync_weights(timeout_seconds=None)
 
@@ -98,8 +113,9 @@ PATTERNS: dict[str, tuple[Callable[[Any, str], None], bool]] = {
 
 def build(workers: int, hidden: list[int], capacity: int) -> Any:
     # RLlib wants the train batch to be a multiple of workers x rollout fragment (20).
-    return demo.build_league(workers, hidden=tuple(hidden), train_batch_size=100 * workers,
-                             policy_map_capacity=capacity)
+    return demo.build_league(
+        workers, hidden=tuple(hidden), train_batch_size=100 * workers, policy_map_capacity=capacity
+    )
 
 
 def league_edge(snapshots: int) -> int:
@@ -127,8 +143,9 @@ def rotations(items: list[T], rounds: int) -> Iterator[tuple[int, list[T]]]:
         yield index, items[shift:] + items[:shift]
 
 
-def run(workers: int, snapshots: int, hidden: list[int], labels: list[str]
-        ) -> dict[str, list[float]]:
+def run(
+    workers: int, snapshots: int, hidden: list[int], labels: list[str]
+) -> dict[str, list[float]]:
     fix.install()
     algos = {label: build(workers, hidden, snapshots + 10) for label in labels}
     for algo in algos.values():
@@ -157,14 +174,22 @@ def run(workers: int, snapshots: int, hidden: list[int], labels: list[str]
     return times
 
 
-def small_vs_large(workers: int, snapshots: int, hidden: list[int], edge: int,
-                   labels: tuple[str, ...] = (SHIM_FIXED, BUGGY)) -> dict[str, list[float]]:
+def small_vs_large(
+    workers: int,
+    snapshots: int,
+    hidden: list[int],
+    edge: int,
+    labels: tuple[str, ...] = (SHIM_FIXED, BUGGY),
+) -> dict[str, list[float]]:
     """ms per add into a league of 0..edge-1 snapshots and, side by side, into one of
     snapshots-edge..snapshots-1: the first and the last ``edge`` adds of growing a league to
     ``snapshots``, measured in the same rounds instead of minutes apart."""
     fix.install()
-    leagues = {(label, size): build(workers, hidden, snapshots + 10)
-               for label in labels for size in ("small", "large")}
+    leagues = {
+        (label, size): build(workers, hidden, snapshots + 10)
+        for label in labels
+        for size in ("small", "large")
+    }
     for (label, size), algo in leagues.items():
         algo.train()
         if size == "large":  # untimed: grow it to where the last adds start
@@ -193,8 +218,10 @@ def report(workers: int, snapshots: int, times: dict[str, list[float]]) -> bool:
         """Median over the rounds of the ratio within a round."""
         return statistics.median(n / d for n, d in zip(numerator, denominator))
 
-    print(f"\nW={workers} remote workers, N={snapshots} snapshots; ms per add, median of the "
-          f"first {edge} -> the last {edge} adds")
+    print(
+        f"\nW={workers} remote workers, N={snapshots} snapshots; ms per add, median of the "
+        f"first {edge} -> the last {edge} adds"
+    )
     print(f"  {'pattern':<44} {'first':>7}    {'last':>7}   remote correct")
     for label, (_, shim) in PATTERNS.items():
         if label not in times:
@@ -204,48 +231,69 @@ def report(workers: int, snapshots: int, times: dict[str, list[float]]) -> bool:
         print(f"  {label:<44} {first:7.1f} -> {last:7.1f}   {correct}")
         if shim:
             b_first, b_last = first_last(times[label + " broadcast"])
-            print(f"  {'  + its broadcast before the next sample':<44} {b_first:7.1f} -> "
-                  f"{b_last:7.1f}")
+            print(
+                f"  {'  + its broadcast before the next sample':<44} {b_first:7.1f} -> "
+                f"{b_last:7.1f}"
+            )
     with_broadcast = [a + b for a, b in zip(times[SHIM_FIXED], times[SHIM_FIXED + " broadcast"])]
-    print(f"  the first {edge} and the last {edge} adds again, measured side by side (small and "
-          "large league)")
+    print(
+        f"  the first {edge} and the last {edge} adds again, measured side by side (small and "
+        "large league)"
+    )
     for label in (SHIM_FIXED, BUGGY):
         small = statistics.median(times[label + " small"])
         large = statistics.median(times[label + " large"])
         print(f"  {label:<44} {small:7.1f} -> {large:7.1f}")
     targets = [
         ("shim-fixed / buggy add", paired(times[SHIM_FIXED], times[BUGGY]), "<=", 1.10),
-        (f"shim-fixed last {edge} / first {edge} (side by side)",
-         paired(times[SHIM_FIXED + " large"], times[SHIM_FIXED + " small"]), "<=", 1.10),
-        ("policy_state=... / shim-fixed", paired(times[WITH_STATE], times[SHIM_FIXED]), ">=",
-         2.0),
-        ("bytes per refresh / (W x one policy)", times[SHIM_FIXED + " bytes"][0]
-         / (workers * times["one policy bytes"][0]), "<=", 1.05),
+        (
+            f"shim-fixed last {edge} / first {edge} (side by side)",
+            paired(times[SHIM_FIXED + " large"], times[SHIM_FIXED + " small"]),
+            "<=",
+            1.10,
+        ),
+        ("policy_state=... / shim-fixed", paired(times[WITH_STATE], times[SHIM_FIXED]), ">=", 2.0),
+        (
+            "bytes per refresh / (W x one policy)",
+            times[SHIM_FIXED + " bytes"][0] / (workers * times["one policy bytes"][0]),
+            "<=",
+            1.05,
+        ),
     ]
     print("  targets")
     met_all = True
     for name, value, sense, goal in targets:
         met = value <= goal if sense == "<=" else value >= goal
         met_all &= met
-        print(f"    {name:<42} {value:6.2f}  (target {sense} {goal:.2f}: "
-              f"{'met' if met else 'MISSED'})")
+        print(
+            f"    {name:<42} {value:6.2f}  (target {sense} {goal:.2f}: "
+            f"{'met' if met else 'MISSED'})"
+        )
     shim_first, shim_last = first_last(times[SHIM_FIXED])
     buggy_first, buggy_last = first_last(times[BUGGY])
     print("  for reference (not targets)")
     references = [
-        ("buggy add last / first (side by side)", paired(times[BUGGY + " large"],
-                                                         times[BUGGY + " small"])),
+        (
+            "buggy add last / first (side by side)",
+            paired(times[BUGGY + " large"], times[BUGGY + " small"]),
+        ),
         ("shim-fixed last / first (interleaved)", shim_last / shim_first),
         ("buggy add last / first (interleaved)", buggy_last / buggy_first),
         ("shim-fixed incl. broadcast / buggy add", paired(with_broadcast, times[BUGGY])),
         ("shim-fixed incl. broadcast / manual floor", paired(with_broadcast, times[FLOOR])),
-        ("policy_state=... / shim-fixed incl. broadcast", paired(times[WITH_STATE],
-                                                                 with_broadcast)),
+        (
+            "policy_state=... / shim-fixed incl. broadcast",
+            paired(times[WITH_STATE], with_broadcast),
+        ),
         ("policy_state=... / buggy add", paired(times[WITH_STATE], times[BUGGY])),
     ]
     if SHIM_WITH_STATE in times:
-        references.append(("shim policy_state=... / shim-fixed",
-                           paired(times[SHIM_WITH_STATE], times[SHIM_FIXED])))
+        references.append(
+            (
+                "shim policy_state=... / shim-fixed",
+                paired(times[SHIM_WITH_STATE], times[SHIM_FIXED]),
+            )
+        )
     for name, value in references:
         print(f"    {name:<46} {value:6.2f}")
     return met_all
@@ -257,19 +305,29 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
     args = parser.parse_args()
-    ray.init(num_cpus=max(args.workers) * len(PATTERNS) + 2, include_dashboard=False,
-             log_to_driver=False, configure_logging=False, object_store_memory=4 * 1024**3)
-    print(f"Ray {ray.__version__}, PPO (torch, legacy stack), hidden={args.hidden}, "
-          f"{os.cpu_count()} CPU cores")
+    ray.init(
+        num_cpus=max(args.workers) * len(PATTERNS) + 2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        object_store_memory=4 * 1024**3,
+    )
+    print(
+        f"Ray {ray.__version__}, PPO (torch, legacy stack), hidden={args.hidden}, "
+        f"{os.cpu_count()} CPU cores"
+    )
     met = True
     for workers in sorted(args.workers, reverse=True):
         # The stretch pattern only at the fewest workers: at W=4 six leagues of 100 snapshots
         # (30 processes) need more than the 24 GiB this machine has.
-        labels = [label for label in PATTERNS
-                  if label != SHIM_WITH_STATE or workers == min(args.workers)]
+        labels = [
+            label for label in PATTERNS if label != SHIM_WITH_STATE or workers == min(args.workers)
+        ]
         times = run(workers, args.snapshots, args.hidden, labels)
         print(f"  W={workers}: small and large leagues side by side", file=sys.stderr, flush=True)
-        times.update(small_vs_large(workers, args.snapshots, args.hidden, league_edge(args.snapshots)))
+        times.update(
+            small_vs_large(workers, args.snapshots, args.hidden, league_edge(args.snapshots))
+        )
         met &= report(workers, args.snapshots, times)
     ray.shutdown()
     print("\nall targets met" if met else "\nsome targets MISSED")

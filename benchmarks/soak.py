@@ -20,11 +20,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--without-shim", action="store_true",
-                        help="the same cycles on RLlib alone, to compare the memory growth")
+    parser.add_argument(
+        "--without-shim",
+        action="store_true",
+        help="the same cycles on RLlib alone, to compare the memory growth",
+    )
     args = parser.parse_args()
-    ray.init(num_cpus=args.workers + 2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray.init(
+        num_cpus=args.workers + 2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     fix.uninstall() if args.without_shim else fix.install()
     algo = demo.build_league(args.workers)
     algo.train()
@@ -32,8 +39,12 @@ def main() -> int:
     for cycle in demo.soak(algo, args.cycles):
         seen.append(cycle)
         if (cycle.index + 1) % 25 == 0:
-            print(f"  cycle {cycle.index + 1}/{args.cycles}: driver RSS "
-                  f"{cycle.rss_bytes / 2**20:.0f} MiB", file=sys.stderr, flush=True)
+            print(
+                f"  cycle {cycle.index + 1}/{args.cycles}: driver RSS "
+                f"{cycle.rss_bytes / 2**20:.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
     truth = _compat.local_worker(_compat.training_group(algo))
     live = set(_compat.policy_ids(truth))
     tracked = set(_tracking.record_for(_compat.training_group(algo)).delivered)
@@ -44,13 +55,17 @@ def main() -> int:
     settled = seen[min(10, len(seen) - 1)]
     growth = seen[-1].rss_bytes - settled.rss_bytes
     per_cycle = growth / max(len(seen) - 1 - settled.index, 1)
-    print(f"{args.cycles} cycles (W={args.workers}, Ray {ray.__version__}, shim "
-          f"{'off' if args.without_shim else 'on'}): "
-          f"{args.cycles - len(inconsistent)} consistent, inconsistent cycles: {inconsistent}")
+    print(
+        f"{args.cycles} cycles (W={args.workers}, Ray {ray.__version__}, shim "
+        f"{'off' if args.without_shim else 'on'}): "
+        f"{args.cycles - len(inconsistent)} consistent, inconsistent cycles: {inconsistent}"
+    )
     print(f"  tracking == live policies: {tracked == live} ({len(live)} live)")
-    print(f"  driver RSS: {settled.rss_bytes / 2**20:.0f} MiB after cycle {settled.index + 1} -> "
-          f"{seen[-1].rss_bytes / 2**20:.0f} MiB after cycle {len(seen)} "
-          f"({growth / 2**20:+.1f} MiB, {per_cycle / 2**10:+.1f} KiB per cycle)")
+    print(
+        f"  driver RSS: {settled.rss_bytes / 2**20:.0f} MiB after cycle {settled.index + 1} -> "
+        f"{seen[-1].rss_bytes / 2**20:.0f} MiB after cycle {len(seen)} "
+        f"({growth / 2**20:+.1f} MiB, {per_cycle / 2**10:+.1f} KiB per cycle)"
+    )
     return 0 if args.without_shim or (not inconsistent and tracked == live) else 1
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bootstrap"))
 import make_pth  # noqa: E402 - the same generator the wheel build uses
+
 TARGET_MS = 2.0
 
 
@@ -28,7 +29,9 @@ def make_env(where: Path, with_hook: bool) -> Path:
     python = where / "bin" / "python"
     purelib = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     if with_hook:
         make_pth.write_pth(Path(purelib))
@@ -56,15 +59,21 @@ def main() -> int:
                 times[label].append(time_start(python))
     med = {label: statistics.median(values) for label, values in times.items()}
     diff = med["with"] - med["without"]
-    print(f"python -c pass, {args.runs} runs each, alternating ({sys.version.split()[0]}, "
-          f"{sysconfig.get_platform()})")
+    print(
+        f"python -c pass, {args.runs} runs each, alternating ({sys.version.split()[0]}, "
+        f"{sysconfig.get_platform()})"
+    )
     for label in ("without", "with"):
         values = times[label]
-        print(f"  {label:>7} .pth: median {med[label]:6.2f} ms   "
-              f"p10 {statistics.quantiles(values, n=10)[0]:6.2f}   "
-              f"p90 {statistics.quantiles(values, n=10)[-1]:6.2f}")
-    print(f"  difference: {diff:+.2f} ms (ratio {med['with'] / med['without']:.3f}); "
-          f"target <= {TARGET_MS} ms: {'met' if diff <= TARGET_MS else 'MISSED'}")
+        print(
+            f"  {label:>7} .pth: median {med[label]:6.2f} ms   "
+            f"p10 {statistics.quantiles(values, n=10)[0]:6.2f}   "
+            f"p90 {statistics.quantiles(values, n=10)[-1]:6.2f}"
+        )
+    print(
+        f"  difference: {diff:+.2f} ms (ratio {med['with'] / med['without']:.3f}); "
+        f"target <= {TARGET_MS} ms: {'met' if diff <= TARGET_MS else 'MISSED'}"
+    )
     return 0 if diff <= TARGET_MS else 1
 
 

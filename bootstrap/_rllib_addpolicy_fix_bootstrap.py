@@ -14,9 +14,14 @@ import sys
 
 
 def _arm() -> None:
-    # Same values as rllib_addpolicy_fix._patches.OFF_VALUES (a test keeps them equal).
+    # Same values as rllib_addpolicy_fix._install.OFF_VALUES (a test keeps them equal).
     if os.environ.get("RLLIB_ADDPOLICY_FIX", "").strip().lower() in (
-        "0", "off", "false", "no", "disable", "disabled",
+        "0",
+        "off",
+        "false",
+        "no",
+        "disable",
+        "disabled",
     ):
         return
     if any(getattr(finder, "rllib_addpolicy_fix_hook", False) for finder in sys.meta_path):
@@ -29,7 +34,7 @@ def _arm() -> None:
         def find_spec(cls, fullname, path=None, target=None):  # type: ignore[no-untyped-def]
             if fullname == "ray.rllib":
                 try:
-                    sys.meta_path.remove(cls)  # type: ignore[arg-type]
+                    sys.meta_path.remove(cls)
                     import rllib_addpolicy_fix  # noqa: F401 - importing activates the shim
                 except Exception:  # noqa: BLE001
                     import logging
@@ -39,7 +44,7 @@ def _arm() -> None:
                     )
             return None  # the real finders import ray.rllib as usual
 
-    sys.meta_path.insert(0, ActivateOnRLlibImport)  # type: ignore[arg-type]
+    sys.meta_path.insert(0, ActivateOnRLlibImport)
 
 
 try:

@@ -12,8 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._faults import WorkerTimeoutError
-from ._patches import RESULT_KEY, install, is_installed, uninstall
-from ._verify import ConsistencyReport, InconsistentWeightsError, PolicyCheck, assert_consistent, verify
+from ._install import install, is_installed, uninstall
+from ._verify import (
+    ConsistencyReport,
+    InconsistentWeightsError,
+    PolicyCheck,
+    assert_consistent,
+    verify,
+)
+from ._wrappers import RESULT_KEY
 
 __version__ = "0.1.0"
 
@@ -49,17 +56,10 @@ def sync(algo: Any) -> SyncSummary:
     Bounded like every call of the shim: a worker that does not apply the weights in time is
     handed to RLlib's fault handling, and its error raised when the algorithm's config does not
     tolerate failed workers (:class:`WorkerTimeoutError` for one that did not answer)."""
-    from . import _broadcast, _faults, _tracking
+    from . import _broadcast
 
     started = time.perf_counter()
-    with _tracking.held():
-        records = _tracking.bind_algorithm(algo)
-        sent = {}
-        for role, record in records.items():
-            try:
-                sent[role] = _broadcast.push_pending(record.group)
-            except _faults.WorkerFault as fault:
-                raise fault.error from None
+    sent = _broadcast.push_everything(algo)
     return SyncSummary(sent, time.perf_counter() - started)
 
 

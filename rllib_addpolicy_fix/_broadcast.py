@@ -14,10 +14,23 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from . import _compat, _faults, _remote, _tracking
+from . import _compat, _faults, _remote, _stamps, _tracking
 from ._state import state_nbytes
 
 logger = logging.getLogger(__name__)
+
+
+def push_everything(algo: Any) -> dict[str, list[str]]:
+    """Every pending change of ``algo``'s sets, now (``sync(algo)``): the ids sent, by role. A
+    worker's failure is raised as RLlib raises it (see ``_faults``)."""
+    with _tracking.held():
+        sent = {}
+        for role, record in _tracking.bind_algorithm(algo).items():
+            try:
+                sent[role] = push_pending(record.group)
+            except _faults.WorkerFault as fault:
+                raise fault.error from None
+        return sent
 
 
 def push_before_use(group: Any) -> list[str]:
@@ -41,8 +54,11 @@ def left_to_rllib(record: _tracking.GroupRecord) -> list[str]:
     design); on a training set, those a learner thread trains (IMPALA, APPO push them)."""
     truth, own = record.truth(), _compat.local_worker(record.group)
     if truth is not None and own is not None and own is not truth:
-        return [policy_id for policy_id in _compat.policy_ids(truth)
-                if _compat.is_policy_to_train(truth, policy_id)]
+        return [
+            policy_id
+            for policy_id in _compat.policy_ids(truth)
+            if _compat.is_policy_to_train(truth, policy_id)
+        ]
     return _compat.trained_in_background(record.group)
 
 
@@ -72,13 +88,18 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
     stamps, weights = {}, {}
     for policy_id in policy_ids:
         source = sources.get(policy_id, truth)
-        stamps[policy_id], weights[policy_id] = _tracking.current_weights(source, policy_id)
+        stamps[policy_id], weights[policy_id] = _stamps.current_weights(source, policy_id)
     nbytes = state_nbytes(weights)
 
     if own is not None and own is not truth:  # the evaluation set's driver-side worker
-        _remote.set_policy_weights(own, {policy_id: policy_weights
-                                         for policy_id, policy_weights in weights.items()
-                                         if sources.get(policy_id) is truth})
+        _remote.set_policy_weights(
+            own,
+            {
+                policy_id: policy_weights
+                for policy_id, policy_weights in weights.items()
+                if sources.get(policy_id) is truth
+            },
+        )
 
     failed = False
     replies = _compat.Replies()

@@ -1,6 +1,6 @@
 """Which threads are inside the shim's own work, or inside an RLlib call the shim wraps.
 
-The worker set's remote calls push pending weights first (``_patches._group_remote_call``),
+The worker set's remote calls push pending weights first (``_wrappers.group_remote_call``),
 except while this thread is busy: the shim's own remote calls (a broadcast, ``verify()``, a
 rollback), RLlib's own weight syncs and adds, and RLlib building or restoring its workers.
 """

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from . import _compat, _patches
+from . import _compat, _install, _releases
 
 PTH_NAME = "rllib_addpolicy_fix.pth"
 
@@ -21,7 +21,8 @@ import json, sys
 import ray.rllib.algorithms.algorithm
 shim = sys.modules.get("rllib_addpolicy_fix")
 print(json.dumps({"active": bool(shim and shim.is_installed()),
-                  "targets": shim._patches.wrapped_targets() if shim else []}))
+                  "targets": shim._install.wrapped_targets() if shim else [],
+                  "missing": shim._install.missing_targets() if shim else []}))
 """
 
 
@@ -32,6 +33,7 @@ class Diagnosis:
     ray: str | None
     ray_supported: bool
     supported_range: str
+    tested_releases: list[str]
     torch: str | None
     env_var: str | None
     env_disables: bool
@@ -42,7 +44,13 @@ class Diagnosis:
     auto_targets: list[str] = field(default_factory=list)
     active_here: bool = False
     wrapped_here: list[str] = field(default_factory=list)
+    #: Required RLlib attributes this Ray lacks (the shim then patches nothing).
+    missing_here: list[str] = field(default_factory=list)
+    #: E.g. that this Ray's default config is the new API stack, which the shim leaves alone.
+    notice: str = ""
     verdict: str = ""
+    #: 0: the fix is in effect here; 1: it is not; 2: doctor itself failed.
+    exit_code: int = 1
 
 
 def _version(distribution: str) -> str | None:
@@ -73,27 +81,30 @@ def _find_pth() -> tuple[str | None, bool, str]:
         return path, False, "site is disabled (python -S): use sitecustomize, see README"
     if os.path.dirname(path) not in site_dirs:
         return path, False, "not in a site directory, so Python does not read it"
-    if _patches.disabled_by_environment():
-        return path, False, f"{_patches.ENV_VAR} turns it off"
+    if _install.disabled_by_environment():
+        return path, False, f"{_install.ENV_VAR} turns it off"
     return path, True, "runs at interpreter start and arms on the first import of ray.rllib"
 
 
-def _probe_auto_activation() -> tuple[bool | None, list[str]]:
+def _probe_auto_activation() -> tuple[bool | None, list[str], list[str]]:
     flags = ["-S"] if sys.flags.no_site else []
     try:
-        done = subprocess.run([sys.executable, *flags, "-c", _PROBE], capture_output=True,
-                              text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, *flags, "-c", _PROBE], capture_output=True, text=True, timeout=300
+        )
         answer = json.loads(done.stdout.strip().splitlines()[-1])
-        return bool(answer["active"]), list(answer["targets"])
+        return bool(answer["active"]), list(answer["targets"]), list(answer["missing"])
     except Exception:  # noqa: BLE001 - a probe that cannot run says "unknown", not "broken"
-        return None, []
+        return None, [], []
 
 
 def diagnose(*, probe: bool = True) -> Diagnosis:
     ray_version = _compat.installed_ray_version()
     pth_path, pth_would_fire, pth_note = _find_pth()
-    auto, auto_targets = _probe_auto_activation() if probe and ray_version else (None, [])
-    if ray_version is not None and _patches.is_installed():
+    auto, auto_targets, auto_missing = (
+        _probe_auto_activation() if probe and ray_version else (None, [], [])
+    )
+    if ray_version is not None and _install.is_installed():
         import ray.rllib.algorithms.algorithm  # noqa: F401 - lets the hooks wrap their targets
     diagnosis = Diagnosis(
         python=sys.version.split()[0],
@@ -101,34 +112,52 @@ def diagnose(*, probe: bool = True) -> Diagnosis:
         ray=str(ray_version) if ray_version else None,
         ray_supported=_compat.ray_supported(ray_version),
         supported_range=str(_compat.SUPPORTED_RAY),
+        tested_releases=list(_releases.TESTED_RAY),
         torch=_version("torch"),
-        env_var=os.environ.get(_patches.ENV_VAR),
-        env_disables=_patches.disabled_by_environment(),
+        env_var=os.environ.get(_install.ENV_VAR),
+        env_disables=_install.disabled_by_environment(),
         pth_path=pth_path,
         pth_would_fire=pth_would_fire,
         pth_note=pth_note,
         auto_activates=auto,
         auto_targets=auto_targets,
-        active_here=_patches.is_installed(),
-        wrapped_here=_patches.wrapped_targets(),
+        active_here=_install.is_installed(),
+        wrapped_here=_install.wrapped_targets(),
+        missing_here=sorted(set(_install.missing_targets()) | set(auto_missing)),
     )
+    if ray_version is not None and _compat.new_stack_is_default(ray_version):
+        diagnosis.notice = (
+            f"Ray {ray_version}'s default config is RLlib's new API stack, which the shim leaves "
+            "alone; opt in to the legacy stack it fixes with `config.api_stack("
+            "enable_rl_module_and_learner=False, enable_env_runner_and_connector_v2=False)`."
+        )
     diagnosis.verdict = _verdict(diagnosis)
+    diagnosis.exit_code = 0 if diagnosis.verdict.startswith("OK") else 1
     return diagnosis
 
 
 def _verdict(d: Diagnosis) -> str:
     if d.ray is None:
-        return "Ray is not installed in this environment: nothing to fix."
+        return "NOT IN EFFECT: Ray is not installed in this environment."
     if d.env_disables:
-        return f"OFF: {_patches.ENV_VAR}={d.env_var} disables the shim; RLlib runs unpatched."
+        return f"OFF: {_install.ENV_VAR}={d.env_var} disables the shim; RLlib runs unpatched."
     if not d.ray_supported:
-        return (f"OFF: Ray {d.ray} is outside the supported range {d.supported_range}; "
-                "RLlib runs unpatched.")
+        return (
+            f"OFF: Ray {d.ray} is outside the supported range {d.supported_range}; "
+            "RLlib runs unpatched."
+        )
+    if d.missing_here:
+        return (
+            f"OFF: this RLlib lacks {', '.join(d.missing_here)}, which the fix needs; it "
+            "patches nothing. Please report this Ray release."
+        )
     if d.auto_activates:
         return "OK: scripts in this environment get the fix without an import line."
     if d.active_here:
-        return ("PARTLY: the fix works where `import rllib_addpolicy_fix` runs, but does not "
-                f"activate by itself ({d.pth_note}).")
+        return (
+            "PARTLY: the fix works where `import rllib_addpolicy_fix` runs, but does not "
+            f"activate by itself ({d.pth_note})."
+        )
     return "NOT ACTIVE: see the lines above."
 
 
@@ -140,21 +169,30 @@ def render(d: Diagnosis) -> str:
         f"rllib-addpolicy-fix {_version('rllib-addpolicy-fix') or '(not installed)'} doctor",
         f"  python:              {d.python} ({d.executable})",
         f"  ray:                 {d.ray or 'not installed'} "
-        f"({'supported' if d.ray_supported else 'NOT supported'}; range {d.supported_range})",
+        f"({'supported' if d.ray_supported else 'NOT supported'}; range {d.supported_range}; "
+        f"{'tested in CI' if d.ray in d.tested_releases else 'not one of the releases CI tests'})",
         f"  torch:               {d.torch or 'not installed'}",
-        f"  {_patches.ENV_VAR}: {d.env_var if d.env_var is not None else 'unset'} "
+        f"  {_install.ENV_VAR}: {d.env_var if d.env_var is not None else 'unset'} "
         f"({'disables the shim' if d.env_disables else 'shim enabled'})",
         f"  .pth start-up hook:  {d.pth_path or 'not found'}",
         f"    runs here:         {yes(d.pth_would_fire)} ({d.pth_note})",
         f"  auto-activation:     {yes(d.auto_activates)} (a fresh interpreter that imports RLlib)",
         f"  active here:         {yes(d.active_here)}; {len(d.wrapped_here)} targets wrapped",
         *[f"    {name}" for name in d.wrapped_here],
+        *[f"  MISSING in this RLlib: {name}" for name in d.missing_here],
+        *([f"notice: {d.notice}"] if d.notice else []),
         f"verdict: {d.verdict}",
     ]
     return "\n".join(lines)
 
 
 def main(as_json: bool) -> int:
-    diagnosis = diagnose()
+    """Exit 0 when the fix is in effect here, 1 when it is not, 2 when doctor itself failed."""
+    try:
+        diagnosis = diagnose()
+    except Exception as error:  # noqa: BLE001 - a CI script gets an exit code, not a traceback
+        message = f"rllib_addpolicy_fix doctor failed: {error!r}"
+        print(json.dumps({"error": message, "exit_code": 2}) if as_json else message)
+        return 2
     print(json.dumps(asdict(diagnosis)) if as_json else render(diagnosis))
-    return 0 if diagnosis.verdict.startswith(("OK", "OFF", "Ray is not")) else 1
+    return diagnosis.exit_code

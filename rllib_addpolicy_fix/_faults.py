@@ -46,18 +46,26 @@ def settle(group: Any, replies: _compat.Replies, what: str) -> None:
     if not _compat.tolerates_worker_failures(group):
         if replies.failed:
             raise WorkerFault(next(iter(replies.failed.values())))  # RLlib's own error
-        raise WorkerFault(WorkerTimeoutError(
-            f"rllib_addpolicy_fix: remote worker(s) {replies.hung} of the {role} set did not "
-            f"apply {what} within {replies.timeout_s:g} s. RLlib's health-probe timeout sets "
-            f"this limit; {_compat.TIMEOUT_ENV_VAR} overrides it. To train on without a stuck "
-            "or dead worker, turn on worker restarts or ignore worker failures in "
-            "fault_tolerance()."
-        ))
+        raise WorkerFault(
+            WorkerTimeoutError(
+                f"rllib_addpolicy_fix: remote worker(s) {replies.hung} of the {role} set did not "
+                f"apply {what} within {replies.timeout_s:g} s. RLlib's health-probe timeout sets "
+                f"this limit; {_compat.TIMEOUT_ENV_VAR} overrides it. To train on without a stuck "
+                "or dead worker, turn on worker restarts or ignore worker failures in "
+                "fault_tolerance()."
+            )
+        )
     for worker_id in replies.unreached:
-        how = ("died" if worker_id in replies.failed
-               else f"did not answer within {replies.timeout_s:g} s")
+        how = (
+            "died"
+            if worker_id in replies.failed
+            else f"did not answer within {replies.timeout_s:g} s"
+        )
         logger.warning(
             "rllib_addpolicy_fix: remote worker %s of the %s set %s before applying %s; it is "
             "out of service until RLlib restores it from the driver's state.",
-            worker_id, role, how, what,
+            worker_id,
+            role,
+            how,
+            what,
         )

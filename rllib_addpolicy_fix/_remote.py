@@ -97,8 +97,11 @@ def policy_digests(worker: Any, policy_ids: list[str]) -> dict[str, str]:
     from a checkpoint). Empty on failure."""
     try:
         policy_map = worker.policy_map
-        return {policy_id: weights_digest(policy_map[policy_id].get_weights())
-                for policy_id in policy_ids if policy_id in policy_map}
+        return {
+            policy_id: weights_digest(policy_map[policy_id].get_weights())
+            for policy_id in policy_ids
+            if policy_id in policy_map
+        }
     except Exception:  # noqa: BLE001 - must not raise inside a RolloutWorker
         logger.exception("rllib_addpolicy_fix: could not digest policy weights")
         return {}

@@ -19,8 +19,11 @@ logger = logging.getLogger(__name__)
 
 def absent_from(groups: dict[str, Any], policy_id: str) -> dict[str, Any]:
     """The sets (by role) whose driver-side worker lacks ``policy_id`` now."""
-    return {role: group for role, group in groups.items()
-            if policy_id not in _compat.policy_ids(_compat.local_worker(group))}
+    return {
+        role: group
+        for role, group in groups.items()
+        if policy_id not in _compat.policy_ids(_compat.local_worker(group))
+    }
 
 
 def undo_add(group: Any, policy_id: str) -> None:

@@ -64,5 +64,8 @@ REBUILT_BY_EVERY_WORKER = ("policy_spec", "connector_configs")
 
 def fresh_policy_state(policy: Any) -> dict[str, Any]:
     """The state of a policy the driver has just built, as its remote copies need it."""
-    return {key: value for key, value in policy.get_state().items()
-            if key not in REBUILT_BY_EVERY_WORKER}
+    return {
+        key: value
+        for key, value in policy.get_state().items()
+        if key not in REBUILT_BY_EVERY_WORKER
+    }

@@ -83,10 +83,14 @@ class ConsistencyReport:
             for policy_id in policy_ids
         ]
         widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-        lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths))
-                 for row in [headers, *rows]]
-        counts = {status: sum(c.status == status for c in self.checks)
-                  for status in (PENDING, LAGGING, UNREACHABLE)}
+        lines = [
+            "  ".join(text.ljust(width) for text, width in zip(row, widths))
+            for row in [headers, *rows]
+        ]
+        counts = {
+            status: sum(c.status == status for c in self.checks)
+            for status in (PENDING, LAGGING, UNREACHABLE)
+        }
         besides = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
         verdict = (
             "consistent: every worker holds the driver's weights"
@@ -132,12 +136,12 @@ def verify(
     of the training and evaluation sets, and the evaluation set's driver-side worker. Reading
     the workers sends nothing first (the shim's own calls never do): it shows them as they
     are, unless ``send_pending`` asks to send what is pending first (``sync(algo)``)."""
-    from . import _patches
+    from . import _install
 
-    if send_pending and _patches.is_installed():
-        from . import sync
+    if send_pending and _install.is_installed():
+        from . import _broadcast
 
-        sync(algo)
+        _broadcast.push_everything(algo)
     truth = _compat.local_worker(_compat.training_group(algo))
     every_policy = policy_ids is None
     requested = None if policy_ids is None else list(policy_ids)
@@ -165,12 +169,19 @@ def verify(
             outcome = _remote.policy_weights(own, list(from_truth))
             checks.extend(_compare(role, "local", from_truth, outcome, False, excused))
         for worker_id in sorted({*replies.unreached, *_compat.unhealthy_worker_ids(group)}):
-            why = ("died" if worker_id in replies.failed
-                   else f"no answer in {replies.timeout_s:g} s" if worker_id in replies.hung
-                   else "out of service")
+            why = (
+                "died"
+                if worker_id in replies.failed
+                else f"no answer in {replies.timeout_s:g} s"
+                if worker_id in replies.hung
+                else "out of service"
+            )
             checks.append(PolicyCheck(role, str(worker_id), "*", UNREACHABLE, 0.0, why))
-    notes = tuple(record.bypassed for group in _compat.groups(algo).values()
-                  if (record := _tracking.existing_record(group)) and record.bypassed)
+    notes = tuple(
+        record.bypassed
+        for group in _compat.groups(algo).values()
+        if (record := _tracking.existing_record(group)) and record.bypassed
+    )
     return ConsistencyReport(tuple(checks), notes)
 
 
@@ -188,21 +199,25 @@ def assert_consistent(
 def _excused(group: Any) -> dict[str, str]:
     """Policies whose difference on this set is not a bug: lagging by design, or pending
     (only while the shim is installed to send them, and not bypassed)."""
-    from . import _broadcast, _patches
+    from . import _broadcast, _install
 
     record = _tracking.existing_record(group)
     excused: dict[str, str] = {}
     if record is not None:
         with _tracking.LOCK:
             excused.update((pid, LAGGING) for pid in _broadcast.left_to_rllib(record))
-            if _patches.is_installed() and not record.bypassed:
+            if _install.is_installed() and not record.bypassed:
                 excused.update((pid, PENDING) for pid in _broadcast.pending_before_use(record))
     return excused
 
 
 def _compare(
-    role: str, worker: str, driver: dict[str, dict[str, Any]], outcome: dict[str, Any],
-    every_policy: bool, excused: dict[str, str],
+    role: str,
+    worker: str,
+    driver: dict[str, dict[str, Any]],
+    outcome: dict[str, Any],
+    every_policy: bool,
+    excused: dict[str, str],
 ) -> list[PolicyCheck]:
     if outcome.get("error"):
         return [PolicyCheck(role, worker, "*", ERROR, math.inf, outcome["error"])]

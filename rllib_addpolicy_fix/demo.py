@@ -15,14 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _compat, game, verify
-from ._patches import install, uninstall
+from ._install import install, uninstall
 
 
 def copy_weights(algo: Any, dst_policy_name: str) -> None:
     """The seed script's snapshot function, unedited."""
     src = algo.get_policy("main")
-    algo.add_policy(dst_policy_name, type(src), observation_space=src.observation_space,
-                    action_space=src.action_space, config=getattr(src, "config", {}).copy())
+    algo.add_policy(
+        dst_policy_name,
+        type(src),
+        observation_space=src.observation_space,
+        action_space=src.action_space,
+        config=getattr(src, "config", {}).copy(),
+    )
     algo.get_policy(dst_policy_name).set_weights(src.get_weights())
 
 
@@ -38,7 +43,10 @@ class PhaseOutcome:
 
 
 def build_league(
-    num_workers: int, *, hidden: tuple[int, ...] = (32, 32), train_batch_size: int = 200,
+    num_workers: int,
+    *,
+    hidden: tuple[int, ...] = (32, 32),
+    train_batch_size: int = 200,
     policy_map_capacity: int = 100,
 ) -> Any:
     """PPO (legacy stack, torch) on the shipped game: "main" trains against league snapshots."""
@@ -56,9 +64,11 @@ def build_league(
         )
         .debugging(seed=0, log_level="ERROR")
     )
-    return _compat.configure_old_stack(
+    config = _compat.configure_old_stack(
         config, num_workers=num_workers, hidden=hidden, train_batch_size=train_batch_size
-    ).build()
+    )
+    # Restartable workers make Ray's core print a warning of its own; the demo needs none.
+    return _compat.without_worker_restarts(config).build()
 
 
 def run_phase(label: str, args: argparse.Namespace) -> PhaseOutcome:
@@ -72,8 +82,11 @@ def run_phase(label: str, args: argparse.Namespace) -> PhaseOutcome:
         for iteration in range(1, args.iterations + 1):
             result = algo.train()
             reward = _main_reward(result)
-            print(f"[{label}] iteration {iteration}/{args.iterations}  reward(main)={reward:+.2f}"
-                  f"  league={len(league)}  ({time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"[{label}] iteration {iteration}/{args.iterations}  reward(main)={reward:+.2f}"
+                f"  league={len(league)}  ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
             if pending is not None:
                 _report_snapshot(algo, pending, outcome)
                 pending = None
@@ -88,8 +101,11 @@ def run_phase(label: str, args: argparse.Namespace) -> PhaseOutcome:
 
 
 def _main_reward(result: dict[str, Any]) -> float:
-    for path in (("env_runners", "policy_reward_mean", "main"), ("policy_reward_mean", "main"),
-                 ("sampler_results", "policy_reward_mean", "main")):
+    for path in (
+        ("env_runners", "policy_reward_mean", "main"),
+        ("policy_reward_mean", "main"),
+        ("sampler_results", "policy_reward_mean", "main"),
+    ):
         node: Any = result
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None
@@ -120,8 +136,13 @@ def main(args: argparse.Namespace) -> int:
     import ray
 
     logging.getLogger("ray").setLevel(logging.ERROR)
-    ray.init(address=args.address, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, **({} if args.address else {"num_cpus": args.workers + 1}))
+    ray.init(
+        address=args.address,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        **({} if args.address else {"num_cpus": args.workers + 1}),
+    )
     ray.cloudpickle.register_pickle_by_value(game)  # cluster nodes need no copy of the package
     try:
         uninstall()
@@ -135,14 +156,19 @@ def main(args: argparse.Namespace) -> int:
         ray.shutdown()
     print("\n=== verdict")
     for outcome in (without, with_shim):
-        print(f"{outcome.label:>9}: {outcome.diverged} of {outcome.copies} remote snapshot copies "
-              f"differ from the driver (max |dw| = {outcome.max_abs_diff:.3f}), "
-              f"{outcome.seconds:.0f} s")
+        print(
+            f"{outcome.label:>9}: {outcome.diverged} of {outcome.copies} remote snapshot copies "
+            f"differ from the driver (max |dw| = {outcome.max_abs_diff:.3f}), "
+            f"{outcome.seconds:.0f} s"
+        )
     fixed = with_shim.copies > 0 and with_shim.diverged == 0
     shown = without.diverged > 0
     if fixed:
-        print("FIXED: with the shim every remote worker plays against the driver's snapshots"
-              + ("" if shown else " (this Ray did not show the bug without the shim)") + ".")
+        print(
+            "FIXED: with the shim every remote worker plays against the driver's snapshots"
+            + ("" if shown else " (this Ray did not show the bug without the shim)")
+            + "."
+        )
     else:
         print("NOT FIXED: remote workers still differ from the driver with the shim active.")
     return 0 if fixed else 1

@@ -16,7 +16,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 PLAYERS = ("player_0", "player_1")
 NUM_MOVES = 3
 OBSERVATION_SPACE = gym.spaces.Box(0.0, 1.0, (NUM_MOVES + 1,), np.float32)
-ACTION_SPACE = gym.spaces.Discrete(NUM_MOVES)  # type: ignore[var-annotated]
+ACTION_SPACE: gym.spaces.Discrete[Any] = gym.spaces.Discrete(NUM_MOVES)
 EPISODE_LENGTH = 10
 
 
@@ -64,8 +64,11 @@ def league_mapping(agent_id: str, *args: Any, worker: Any = None, **kwargs: Any)
     if agent_id == PLAYERS[0]:
         return "main"
     policy_map = getattr(worker, "policy_map", None)
-    league = [pid for pid in (policy_map.keys() if policy_map is not None else ())
-              if str(pid).startswith("main_v")]
+    league = [
+        pid
+        for pid in (policy_map.keys() if policy_map is not None else ())
+        if str(pid).startswith("main_v")
+    ]
     if not league:
         return "main"
     import random

@@ -25,8 +25,13 @@ def ray_session() -> Iterator[Any]:
 
     ray.cloudpickle.register_pickle_by_value(helpers)  # workers cannot import the tests
     # Logical CPUs: 2 training + 2 evaluation workers + the driver on a 2-core machine.
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, ignore_reinit_error=True)
+    ray.init(
+        num_cpus=8,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        ignore_reinit_error=True,
+    )
     yield ray
     ray.shutdown()
 

@@ -25,8 +25,13 @@ PROBE_OBSERVATION = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
 def copy_weights(algo: Any, dst_policy_name: str) -> None:
     """The seed script's snapshot function, unedited."""
     src = algo.get_policy("main")
-    algo.add_policy(dst_policy_name, type(src), observation_space=src.observation_space,
-                    action_space=src.action_space, config=getattr(src, "config", {}).copy())
+    algo.add_policy(
+        dst_policy_name,
+        type(src),
+        observation_space=src.observation_space,
+        action_space=src.action_space,
+        config=getattr(src, "config", {}).copy(),
+    )
     algo.get_policy(dst_policy_name).set_weights(src.get_weights())
 
 
@@ -51,8 +56,10 @@ class SampleProbe(DefaultCallbacks):  # type: ignore[misc]
         worker = kwargs.get("worker") or kwargs.get("env_runner")
         if worker is None:
             return
-        seen = {pid: digest(worker.policy_map[pid].get_weights())
-                for pid in list(worker.policy_map.keys())}
+        seen = {
+            pid: digest(worker.policy_map[pid].get_weights())
+            for pid in list(worker.policy_map.keys())
+        }
         worker.__dict__.setdefault("_probe_samples", []).append(seen)
 
 
@@ -64,7 +71,8 @@ class SelfPlaySnapshots(SampleProbe):
             return
         main_policy = algorithm.get_policy("main")
         new_policy = algorithm.add_policy(
-            policy_id="main_v1", policy_cls=type(main_policy),
+            policy_id="main_v1",
+            policy_cls=type(main_policy),
             policy_mapping_fn=map_everyone_to_main,
         )
         new_policy.set_state(main_policy.get_state())
@@ -78,8 +86,10 @@ class AddsInOnAlgorithmInit(SampleProbe):
 
 
 def perturbed(weights: dict[str, Any], by: float) -> dict[str, Any]:
-    return {key: np.asarray(value) + np.asarray(by, np.asarray(value).dtype)
-            for key, value in weights.items()}
+    return {
+        key: np.asarray(value) + np.asarray(by, np.asarray(value).dtype)
+        for key, value in weights.items()
+    }
 
 
 def add_to_weights(worker: Any, policy_id: str, by: float) -> None:
@@ -103,7 +113,10 @@ def action_logits(worker: Any, policy_id: str) -> Any:
 
 
 def ppo_config(
-    *, num_workers: int = 2, evaluation_workers: int = 0, callbacks: type | None = None,
+    *,
+    num_workers: int = 2,
+    evaluation_workers: int = 0,
+    callbacks: type | None = None,
     policies: tuple[str, ...] = ("main",),
     custom_resources_per_worker: dict[str, float] | None = None,
     **multi_agent: Any,
@@ -113,8 +126,9 @@ def ppo_config(
         PPOConfig()
         .environment(RockPaperScissors)
         .multi_agent(
-            policies={pid: PolicySpec(None, OBSERVATION_SPACE, ACTION_SPACE, {})
-                      for pid in policies},
+            policies={
+                pid: PolicySpec(None, OBSERVATION_SPACE, ACTION_SPACE, {}) for pid in policies
+            },
             policy_mapping_fn=map_everyone_to_main,
             policies_to_train=["main"],
             **multi_agent,
@@ -124,7 +138,9 @@ def ppo_config(
     if callbacks is not None:
         config = config.callbacks(callbacks)
     return _compat.configure_old_stack(
-        config, num_workers=num_workers, evaluation_workers=evaluation_workers,
+        config,
+        num_workers=num_workers,
+        evaluation_workers=evaluation_workers,
         custom_resources_per_worker=custom_resources_per_worker,
     )
 
@@ -148,9 +164,11 @@ class NumpyPolicy(Policy):  # type: ignore[misc]
 
     def __init__(self, observation_space: Any, action_space: Any, config: dict[str, Any]) -> None:
         super().__init__(observation_space, action_space, config)
-        self.w = np.random.default_rng().normal(
-            size=(observation_space.shape[0], action_space.n)
-        ).astype(np.float32)
+        self.w = (
+            np.random.default_rng()
+            .normal(size=(observation_space.shape[0], action_space.n))
+            .astype(np.float32)
+        )
 
     def compute_actions(self, obs_batch: Any, *args: Any, **kwargs: Any) -> Any:
         scores = np.asarray(obs_batch, np.float32) @ self.w
@@ -195,9 +213,11 @@ def algorithm_config(name: str, *, num_workers: int = 2, callbacks: type | None 
     config = _compat.configure_old_stack(config, num_workers=num_workers)
     if name == "DQN":
         config = config.training(
-            train_batch_size=32, num_steps_sampled_before_learning_starts=40,
+            train_batch_size=32,
+            num_steps_sampled_before_learning_starts=40,
             replay_buffer_config={
-                "type": "ray.rllib.utils.replay_buffers.MultiAgentReplayBuffer", "capacity": 1000
+                "type": "ray.rllib.utils.replay_buffers.MultiAgentReplayBuffer",
+                "capacity": 1000,
             },
         )
     return config
@@ -223,7 +243,9 @@ def samples_since(algo: Any, counts: list[int], *, required: bool = True) -> lis
     return seen
 
 
-def expect_sampled_with(shim: Any, seen: list[dict[str, str]], policy_id: str, expected: str) -> None:
+def expect_sampled_with(
+    shim: Any, seen: list[dict[str, str]], policy_id: str, expected: str
+) -> None:
     matches = [sample[policy_id] == expected for sample in seen]
     if shim.active:
         assert all(matches), f"{policy_id}: {matches.count(False)} of {len(matches)} samples stale"
@@ -349,6 +371,11 @@ class HeldSetWeightsPolicy(PPOTorchPolicy):  # type: ignore[misc]
 def add_held_snapshot(algo: Any, policy_id: str) -> None:
     """The documented snapshot copy, of a policy whose remote ``set_weights`` can be held."""
     src = algo.get_policy("main")
-    algo.add_policy(policy_id, HeldSetWeightsPolicy, observation_space=src.observation_space,
-                    action_space=src.action_space, config=getattr(src, "config", {}).copy())
+    algo.add_policy(
+        policy_id,
+        HeldSetWeightsPolicy,
+        observation_space=src.observation_space,
+        action_space=src.action_space,
+        config=getattr(src, "config", {}).copy(),
+    )
     algo.get_policy(policy_id).set_weights(src.get_weights())

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+import ray_compat
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _doctor, _patches
+from rllib_addpolicy_fix import _compat, _doctor, _install, _patch_table
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -26,20 +27,22 @@ needs_pth = pytest.mark.skipif(
     not PTH.is_file(), reason="the package is not installed here (run the tests through nox)"
 )
 newest_ray_only = pytest.mark.skipif(
-    str(_compat.installed_ray_version()) != _compat.TESTED_RAY[-1],
+    ray_compat.RUNNING != ray_compat.NEWEST,
     reason="runs once, on the newest tested Ray",
 )
 
 
 def defined_targets() -> list[str]:
-    return sorted(target.name for _, target in
-                  _compat.defined_targets(_compat.installed_ray_version()))
+    version = _compat.installed_ray_version()
+    assert version is not None
+    return sorted({patch.name for patch in _patch_table.defined(version)})
 
 
 def run(args: list[str], timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != _patches.ENV_VAR} | env
-    return subprocess.run(args, capture_output=True, text=True, env=environment, timeout=timeout,
-                          cwd=str(Path.home()))  # not the repo: import the installed package
+    environment = {k: v for k, v in os.environ.items() if k != _install.ENV_VAR} | env
+    return subprocess.run(
+        args, capture_output=True, text=True, env=environment, timeout=timeout, cwd=str(Path.home())
+    )  # not the repo: import the installed package
 
 
 def last_json(done: subprocess.CompletedProcess[str]) -> Any:
@@ -51,10 +54,17 @@ def last_json(done: subprocess.CompletedProcess[str]) -> Any:
 @needs_pth
 @pytest.mark.timeout(60)
 def test_interpreter_start_imports_nothing_of_the_shim() -> None:
-    done = run([sys.executable, "-c", (
-        "import sys; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('rllib_addpolicy_fix', 'wrapt', 'ray', 'packaging', 'logging'))); "
-        "print(sum(bool(getattr(f, 'rllib_addpolicy_fix_hook', 0)) for f in sys.meta_path))")])
+    done = run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                "('rllib_addpolicy_fix', 'wrapt', 'ray', 'packaging', 'logging'))); "
+                "print(sum(bool(getattr(f, 'rllib_addpolicy_fix_hook', 0)) for f in sys.meta_path))"
+            ),
+        ]
+    )
     assert done.stdout.split("\n")[:2] == ["[]", "1"], done.stderr
 
 
@@ -72,24 +82,31 @@ def test_broken_shim_never_breaks_interpreter_start_or_ray_import(tmp_path: Path
     broken = tmp_path / "rllib_addpolicy_fix"
     broken.mkdir()
     (broken / "__init__.py").write_text("raise RuntimeError('broken install')\n")
-    done = run([sys.executable, "-c", "import ray.rllib; print('imported')"],
-               PYTHONPATH=str(tmp_path))
+    done = run(
+        [sys.executable, "-c", "import ray.rllib; print('imported')"], PYTHONPATH=str(tmp_path)
+    )
     assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr
 
 
 def test_bootstrap_off_values_match_the_package() -> None:
     source = (ROOT / "bootstrap" / "_rllib_addpolicy_fix_bootstrap.py").read_text()
-    tuples = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Tuple)
-              and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts)
-              and "off" in [e.value for e in node.elts]]  # type: ignore[attr-defined]
+    tuples = [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Tuple)
+        and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts)
+        and "off" in [e.value for e in node.elts]
+    ]  # type: ignore[attr-defined]
     assert len(tuples) == 1
-    assert {e.value for e in tuples[0].elts} == set(_patches.OFF_VALUES)  # type: ignore[attr-defined]
+    assert {e.value for e in tuples[0].elts} == set(_install.OFF_VALUES)  # type: ignore[attr-defined]
 
 
 @needs_pth
 @pytest.mark.timeout(120)
 def test_doctor_when_active() -> None:
-    diagnosis = last_json(run([sys.executable, "-m", "rllib_addpolicy_fix", "doctor", "--json"]))
+    done = run([sys.executable, "-m", "rllib_addpolicy_fix", "doctor", "--json"])
+    diagnosis = last_json(done)
+    assert done.returncode == 0 and diagnosis["exit_code"] == 0  # in effect
     assert diagnosis["pth_path"] == str(PTH) and diagnosis["pth_would_fire"]
     assert diagnosis["auto_activates"] is True and diagnosis["active_here"] is True
     assert diagnosis["wrapped_here"] == defined_targets()
@@ -100,8 +117,12 @@ def test_doctor_when_active() -> None:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("value", ["0", "off"])
 def test_doctor_when_disabled_by_environment(value: str) -> None:
-    diagnosis = last_json(run([sys.executable, "-m", "rllib_addpolicy_fix", "doctor", "--json"],
-                              RLLIB_ADDPOLICY_FIX=value))
+    done = run(
+        [sys.executable, "-m", "rllib_addpolicy_fix", "doctor", "--json"],
+        RLLIB_ADDPOLICY_FIX=value,
+    )
+    diagnosis = last_json(done)
+    assert done.returncode == 1  # not in effect
     assert diagnosis["env_disables"] and not diagnosis["pth_would_fire"]
     assert diagnosis["auto_activates"] is False and diagnosis["active_here"] is False
     assert diagnosis["wrapped_here"] == [] and diagnosis["verdict"].startswith("OFF")
@@ -111,8 +132,10 @@ def test_doctor_when_disabled_by_environment(value: str) -> None:
 @pytest.mark.timeout(120)
 def test_doctor_when_site_is_skipped() -> None:
     """``python -S`` reads no .pth: doctor says so and points at sitecustomize."""
-    done = run([sys.executable, "-S", "-m", "rllib_addpolicy_fix", "doctor", "--json"],
-               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = run(
+        [sys.executable, "-S", "-m", "rllib_addpolicy_fix", "doctor", "--json"],
+        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+    )
     diagnosis = last_json(done)
     assert diagnosis["pth_would_fire"] is False and "sitecustomize" in diagnosis["pth_note"]
     assert diagnosis["auto_activates"] is False and diagnosis["active_here"] is True
@@ -125,7 +148,7 @@ def test_doctor_when_ray_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None
 
     fix.uninstall()
     try:
-        monkeypatch.setattr(_compat, "SUPPORTED_RAY", SpecifierSet("<2.5"))
+        monkeypatch.setattr(_compat.versions, "SUPPORTED_RAY", SpecifierSet("<2.5"))
         assert fix.install() is False
         diagnosis = _doctor.diagnose(probe=False)
         assert not diagnosis.ray_supported and not diagnosis.active_here
@@ -156,15 +179,28 @@ def test_fix_is_driver_only_on_a_two_node_cluster(workers: str) -> None:
 @pytest.mark.timeout(900)
 def test_built_wheel_fixes_an_unedited_league_script_in_a_fresh_venv(tmp_path: Path) -> None:
     wheelhouse, env = tmp_path / "wheels", tmp_path / "env"
-    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(wheelhouse),
-                 str(ROOT)])
+    built = run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(wheelhouse), str(ROOT)]
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = wheelhouse.glob("rllib_addpolicy_fix-*.whl")
     venv.create(env, with_pip=True)
     python = str(env / "bin" / "python")
     pins = [f"{name}=={metadata.version(name)}" for name in ("ray", "gymnasium", "numpy")]
-    installed = run([python, "-m", "pip", "install", "--quiet", "torch==2.13.0", str(wheel),
-                     f"ray[rllib]=={metadata.version('ray')}", *pins[1:]], timeout=800)
+    installed = run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "torch==2.13.0",
+            str(wheel),
+            f"ray[rllib]=={metadata.version('ray')}",
+            *pins[1:],
+        ],
+        timeout=800,
+    )
     assert installed.returncode == 0, installed.stderr[-3000:]
     outcome = last_json(run([python, str(SCRIPTS / "seed_league.py")]))
     assert outcome == {"max_abs_diff": 0.0, "remote_workers": 2, "shim_imported": True}

@@ -8,25 +8,31 @@ from typing import Any
 import pytest
 
 import helpers
+import ray_compat
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _tracking
+from rllib_addpolicy_fix import _tracking
 
-RAY = str(_compat.installed_ray_version())
-OLDEST, NEWEST = _compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]
-#: Ray 2.60's validation turns the replay buffer type into a class, which its own old-stack
-#: buffer set-up then fails on (``"EpisodeReplayBuffer" in <class>``: TypeError), so legacy
-#: DQN cannot be built there at all; 2.40 is the newest tested release where it can.
-DQN_RUNS_ON = (OLDEST, "2.40.0")
+RAY = ray_compat.RUNNING
+OLDEST, NEWEST = ray_compat.OLDEST, ray_compat.NEWEST
 APPO_RUNS_ON = (OLDEST, NEWEST)
 
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.mark.parametrize("algorithm", [
-    pytest.param("DQN", marks=pytest.mark.skipif(RAY not in DQN_RUNS_ON, reason=str(DQN_RUNS_ON))),
-    pytest.param("APPO", marks=pytest.mark.skipif(RAY not in APPO_RUNS_ON,
-                                                  reason=str(APPO_RUNS_ON))),
-])
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        pytest.param(
+            "DQN",
+            marks=pytest.mark.skipif(
+                not ray_compat.DQN_TESTED, reason="RLlib cannot build legacy DQN here"
+            ),
+        ),
+        pytest.param(
+            "APPO", marks=pytest.mark.skipif(RAY not in APPO_RUNS_ON, reason=str(APPO_RUNS_ON))
+        ),
+    ],
+)
 def test_seed_copy_weights_reaches_remote_workers_in_other_algorithms(
     shim: Any, build: Any, algorithm: str
 ) -> None:
@@ -40,8 +46,9 @@ def test_seed_copy_weights_reaches_remote_workers_in_other_algorithms(
     while not with_snapshot and len(results) < 20:  # APPO's first results may predate the add
         results.append(algo.train())
         sent += _tracking.sent_in_last_result(algo)
-        with_snapshot = [s for s in helpers.samples_since(algo, counts, required=False)
-                         if "snap1" in s]
+        with_snapshot = [
+            s for s in helpers.samples_since(algo, counts, required=False) if "snap1" in s
+        ]
     # DQN re-sends every policy after it learns, but samples first; APPO samples all along.
     assert with_snapshot, "no sample with the snapshot"
     helpers.expect_sampled_with(shim, with_snapshot, "snap1", snapshot)

@@ -10,23 +10,26 @@ import textwrap
 import pytest
 
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _patches
+from rllib_addpolicy_fix import _compat, _install, _patch_table
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != _patches.ENV_VAR} | env
+    environment = {k: v for k, v in os.environ.items() if k != _install.ENV_VAR} | env
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, env=environment, timeout=110,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=110,
     )
 
 
-def expected_targets() -> list[tuple[str, _compat.Target]]:
+def expected_targets() -> list[_patch_table.Patch]:
     version = _compat.installed_ray_version()
     assert version is not None
-    return _compat.defined_targets(version)
+    return _patch_table.defined(version)
 
 
 def rllib_attributes() -> dict[str, object]:
@@ -35,7 +38,7 @@ def rllib_attributes() -> dict[str, object]:
     version = _compat.installed_ray_version()
     assert version is not None
     found = {}
-    for _, target in _compat.defined_targets(version):
+    for target in _patch_table.defined(version):
         owner = getattr(importlib.import_module(target.module), target.owner)
         found[target.name] = vars(owner)[target.attribute]
     return found
@@ -61,10 +64,13 @@ def test_activates_whether_imported_before_or_after_rllib(order: str) -> None:
     imports = ["import rllib_addpolicy_fix as fix", "import ray.rllib.algorithms.ppo"]
     if order == "rllib first":
         imports.reverse()
-    done = run_python("\n".join(imports) + """
+    done = run_python(
+        "\n".join(imports)
+        + """
 import rllib_addpolicy_fix as fix
-print(len(fix._patches.wrapped_targets()))
-""")
+print(len(fix._install.wrapped_targets()))
+"""
+    )
     assert done.stdout.strip() == str(len(expected_targets())), done.stderr
 
 
@@ -97,12 +103,15 @@ def test_second_install_is_a_no_op() -> None:
 
 @pytest.mark.parametrize("value", ["0", "off"])
 def test_kill_switch_patches_nothing_and_says_so_once(value: str) -> None:
-    done = run_python("""
+    done = run_python(
+        """
         import rllib_addpolicy_fix as fix
         fix.install(); fix.install()
         import ray.rllib.algorithms.ppo
-        print(fix.is_installed(), len(fix._patches.wrapped_targets()))
-    """, RLLIB_ADDPOLICY_FIX=value)
+        print(fix.is_installed(), len(fix._install.wrapped_targets()))
+    """,
+        RLLIB_ADDPOLICY_FIX=value,
+    )
     assert done.stdout.strip() == "False 0", done.stderr
     assert done.stderr.count("disabled by RLLIB_ADDPOLICY_FIX") == 1, done.stderr
 
@@ -115,10 +124,10 @@ def test_unsupported_ray_patches_nothing_and_says_so_once() -> None:
         from rllib_addpolicy_fix import _compat
         from packaging.specifiers import SpecifierSet
         del os.environ["RLLIB_ADDPOLICY_FIX"]
-        _compat.SUPPORTED_RAY = SpecifierSet("<2.5")   # pretend this Ray is out of range
+        _compat.versions.SUPPORTED_RAY = SpecifierSet("<2.5")   # pretend this Ray is out of range
         print(fix.install(), fix.install())
         import ray.rllib.algorithms.ppo
-        print(fix.is_installed(), len(fix._patches.wrapped_targets()))
+        print(fix.is_installed(), len(fix._install.wrapped_targets()))
     """)
     assert done.stdout.split() == ["False", "False", "False", "0"], done.stderr
     assert done.stderr.count("outside the supported range") == 1, done.stderr

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import helpers
+import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
 from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
@@ -18,7 +19,7 @@ from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
 pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.skipif(
-        str(_compat.installed_ray_version()) not in (_compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]),
+        ray_compat.RUNNING not in (ray_compat.OLDEST, ray_compat.NEWEST),
         reason="runs on the oldest and the newest tested Ray",
     ),
 ]
@@ -43,13 +44,16 @@ def test_callable_policies_to_train_is_applied_on_every_worker(shim: Any, build:
     main = algo.get_policy("main")
     if not shim.active:  # RLlib's worker set calls list() on it, although add_policy documents it
         with pytest.raises(TypeError):
-            algo.add_policy("snap", type(main), policies_to_train=helpers.train_only_main,
-                            **SPACES)
+            algo.add_policy("snap", type(main), policies_to_train=helpers.train_only_main, **SPACES)
         assert policy_sets_agree(algo)
         return
     algo.add_policy("snap", type(main), policies_to_train=helpers.train_only_main, **SPACES)
-    remote = [pair[1] for pair in _compat.foreach_remote(group, functools.partial(
-        helpers.trains, policy_id="snap"))]
+    remote = [
+        pair[1]
+        for pair in _compat.foreach_remote(
+            group, functools.partial(helpers.trains, policy_id="snap")
+        )
+    ]
     driver = _compat.local_worker(group)
     assert remote == [False, False] and not driver.is_policy_to_train("snap", None)
     assert driver.is_policy_to_train("main", None)
@@ -67,8 +71,9 @@ def test_unpicklable_policies_to_train_is_refused_before_anything_is_added(build
         return lock is not None
 
     with pytest.raises(TypeError, match="cannot be pickled"):
-        algo.add_policy("snap", type(algo.get_policy("main")), policies_to_train=holds_a_lock,
-                        **SPACES)
+        algo.add_policy(
+            "snap", type(algo.get_policy("main")), policies_to_train=holds_a_lock, **SPACES
+        )
     assert "snap" not in _compat.policy_ids(_compat.local_worker(_compat.training_group(algo)))
     assert policy_sets_agree(algo)
 

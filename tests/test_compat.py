@@ -21,8 +21,9 @@ new_stack_is_default = pytest.mark.skipif(
 
 def add_policy_outcome(algo: Any, policy_id: str) -> tuple[str, str]:
     try:
-        algo.add_policy(policy_id, type(None), observation_space=OBSERVATION_SPACE,
-                        action_space=ACTION_SPACE)
+        algo.add_policy(
+            policy_id, type(None), observation_space=OBSERVATION_SPACE, action_space=ACTION_SPACE
+        )
     except Exception as error:  # noqa: BLE001 - the outcome is what we compare
         return type(error).__name__, str(error).replace(policy_id, "<id>")
     return "returned", ""

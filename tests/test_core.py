@@ -16,8 +16,8 @@ import pytest
 import ray
 
 import helpers
-from helpers import expect_sampled_with, remote_results, sample_count, samples_since
 import rllib_addpolicy_fix as fix
+from helpers import expect_sampled_with, remote_results, sample_count, samples_since
 from rllib_addpolicy_fix import _compat, _remote, _tracking
 from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
 
@@ -59,15 +59,18 @@ def test_seed_copy_weights_reaches_remote_workers(shim: Any, build: Any) -> None
     remote_logits = remote_results(
         algo, functools.partial(helpers.action_logits, policy_id="main_v1")
     )
-    same_distribution = [np.array_equal(logits, main_logits_at_snapshot) for logits in remote_logits]
+    same_distribution = [
+        np.array_equal(logits, main_logits_at_snapshot) for logits in remote_logits
+    ]
     assert all(same_distribution) if shim.active else not any(same_distribution)
 
 
 def test_added_policy_matches_driver_right_after_add(shim: Any, build: Any) -> None:
     algo = build(helpers.ppo_config(evaluation_workers=1))
     policy_cls = type(algo.get_policy("main"))
-    algo.add_policy("fresh", policy_cls, observation_space=OBSERVATION_SPACE,
-                    action_space=ACTION_SPACE)
+    algo.add_policy(
+        "fresh", policy_cls, observation_space=OBSERVATION_SPACE, action_space=ACTION_SPACE
+    )
     report = fix.verify(algo, ["fresh"])
     shim.expect(report, "fresh")
     if shim.active:
@@ -81,8 +84,13 @@ def test_explicit_state_and_instance_adds_stay_correct_without_extra_broadcast(
     algo.train()
     main = algo.get_policy("main")
     with counting_puts(monkeypatch) as puts:
-        algo.add_policy("by_state", type(main), observation_space=OBSERVATION_SPACE,
-                        action_space=ACTION_SPACE, policy_state=main.get_state())
+        algo.add_policy(
+            "by_state",
+            type(main),
+            observation_space=OBSERVATION_SPACE,
+            action_space=ACTION_SPACE,
+            policy_state=main.get_state(),
+        )
     instance = type(main)(OBSERVATION_SPACE, ACTION_SPACE, dict(main.config))
     instance.set_weights(main.get_weights())
     algo.add_policy("by_instance", policy=instance)
@@ -142,8 +150,9 @@ def test_evaluation_workers_hold_driver_weights_after_add_and_at_evaluate(
     algo = build(helpers.ppo_config(evaluation_workers=2))
     algo.train()
     policy_cls = type(algo.get_policy("main"))
-    algo.add_policy("opponent", policy_cls, observation_space=OBSERVATION_SPACE,
-                    action_space=ACTION_SPACE)
+    algo.add_policy(
+        "opponent", policy_cls, observation_space=OBSERVATION_SPACE, action_space=ACTION_SPACE
+    )
     shim.expect(fix.verify(algo, ["opponent"]), "opponent")
 
     helpers.copy_weights(algo, "main_v1")
@@ -244,7 +253,9 @@ def test_duplicate_policy_id_raises_key_error_and_adds_nothing(shim: Any, build:
     _compat.evaluation_group(algo).add_policy("eval_only", policy_cls, **spaces)
     with pytest.raises(KeyError):
         algo.add_policy("eval_only", policy_cls, **spaces)
-    on_training_workers = ["eval_only" in _compat.policy_ids(_compat.local_worker(training_group(algo)))]
+    on_training_workers = [
+        "eval_only" in _compat.policy_ids(_compat.local_worker(training_group(algo)))
+    ]
     on_training_workers += [
         "eval_only" in ids for ids in remote_results(algo, helpers.policy_ids_of)
     ]

@@ -11,7 +11,7 @@ import pytest
 
 import helpers
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _broadcast, _compat, _patches, _tracking
+from rllib_addpolicy_fix import _broadcast, _compat, _guard, _tracking
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with nothing warned yet (the shim warns once per process)."""
-    monkeypatch.setattr(_patches, "_warned", set())
+    monkeypatch.setattr(_guard, "warned", set())
 
 
 class Injected(RuntimeError):
@@ -31,8 +31,11 @@ def fail(*args: Any, **kwargs: Any) -> Any:
 
 
 def shim_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records
-            if r.name.startswith("rllib_addpolicy_fix") and r.levelno >= logging.WARNING]
+    return [
+        r
+        for r in caplog.records
+        if r.name.startswith("rllib_addpolicy_fix") and r.levelno >= logging.WARNING
+    ]
 
 
 def test_failing_bookkeeping_is_logged_once_and_rllib_goes_on(
@@ -82,12 +85,21 @@ def test_refusals_the_shim_raises_on_purpose_still_raise(build: Any) -> None:
     algo = build(helpers.ppo_config())
     main = algo.get_policy("main")
     with pytest.raises(KeyError, match="already exists"):
-        algo.add_policy("main", type(main), observation_space=main.observation_space,
-                        action_space=main.action_space)
+        algo.add_policy(
+            "main",
+            type(main),
+            observation_space=main.observation_space,
+            action_space=main.action_space,
+        )
     with pytest.raises(TypeError, match="cannot be pickled"):
         unpicklable = _Unpicklable()
-        algo.add_policy("snap", type(main), observation_space=main.observation_space,
-                        action_space=main.action_space, policies_to_train=unpicklable)
+        algo.add_policy(
+            "snap",
+            type(main),
+            observation_space=main.observation_space,
+            action_space=main.action_space,
+            policies_to_train=unpicklable,
+        )
 
 
 class _Unpicklable:
@@ -110,8 +122,9 @@ def test_an_iteration_that_bypasses_the_broadcast_is_reported_once_and_in_verify
     group = _compat.training_group(algo)
     for name, attribute in vars(type(group)).items():
         if name.startswith("foreach") and hasattr(attribute, "__wrapped__"):
-            monkeypatch.setattr(group, name, types.MethodType(attribute.__wrapped__, group),
-                                raising=False)
+            monkeypatch.setattr(
+                group, name, types.MethodType(attribute.__wrapped__, group), raising=False
+            )
     caplog.set_level(logging.WARNING)
 
     helpers.copy_weights(algo, "snap1")

@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 
 import helpers
+import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
 
 pytestmark = [
     pytest.mark.timeout(300),
-    pytest.mark.skipif(str(_compat.installed_ray_version()) != _compat.TESTED_RAY[-1],
-                       reason="runs on the newest tested Ray"),
+    pytest.mark.skipif(
+        ray_compat.RUNNING != ray_compat.NEWEST, reason="runs on the newest tested Ray"
+    ),
 ]
 
 
@@ -34,10 +36,16 @@ def test_a_policy_only_the_evaluation_set_has_reaches_its_workers_after_a_driver
     algo = build(helpers.ppo_config(evaluation_workers=1))
     algo.train()
     main = algo.get_policy("main")
-    kwargs = _compat.add_to_one_set_kwargs("evaluation")
+    kwargs = ray_compat.add_to_one_set_kwargs("evaluation")
     assert kwargs is not None
-    algo.add_policy("scout", type(main), observation_space=main.observation_space,
-                    action_space=main.action_space, config=main.config.copy(), **kwargs)
+    algo.add_policy(
+        "scout",
+        type(main),
+        observation_space=main.observation_space,
+        action_space=main.action_space,
+        config=main.config.copy(),
+        **kwargs,
+    )
     scout = _compat.local_worker(_compat.evaluation_group(algo)).policy_map["scout"]
     scout.set_weights(main.get_weights())  # the driver-side copy, where the set keeps it
 
@@ -71,15 +79,18 @@ def test_verify_fails_only_on_diverged_copies_not_on_pending_or_lagging_ones(
         assert statuses(report, "main") == {"training": {"pending"}, "evaluation": {"lagging"}}
         assert fix.assert_consistent(algo) is not None
         fix.assert_consistent(algo, send_pending=True)
-        assert statuses(fix.verify(algo), "snap1") == {"training": {"equal"},
-                                                         "evaluation": {"equal"}}
+        assert statuses(fix.verify(algo), "snap1") == {
+            "training": {"equal"},
+            "evaluation": {"equal"},
+        }
     else:
         with pytest.raises(fix.InconsistentWeightsError):
             fix.assert_consistent(algo, send_pending=True)
 
     # A copy that changed on a worker, not on the driver, is a bug whatever else is going on.
-    helpers.remote_results(algo, functools.partial(helpers.add_to_weights, policy_id="snap1",
-                                                   by=1.0))
+    helpers.remote_results(
+        algo, functools.partial(helpers.add_to_weights, policy_id="snap1", by=1.0)
+    )
     with pytest.raises(fix.InconsistentWeightsError) as raised:
         fix.assert_consistent(algo, send_pending=True)
     assert {c.status for c in raised.value.report.diverged} == {"differs"}

@@ -21,28 +21,35 @@ import ray
 from ray import tune
 
 import helpers
+import ray_compat
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat
 
-RAY = str(_compat.installed_ray_version())
-ENDS = (_compat.TESTED_RAY[0], _compat.TESTED_RAY[-1])
+RAY = ray_compat.RUNNING
+ENDS = (ray_compat.OLDEST, ray_compat.NEWEST)
 ITERATIONS = 3
 
 pytestmark = pytest.mark.timeout(400)
 
 
-NEWEST = _compat.TESTED_RAY[-1]
+NEWEST = ray_compat.NEWEST
 #: On the releases between the oldest and the newest, the hosts that differ most (a trial by
 #: registered name with evaluation workers, two trials at once, an Algorithm actor).
-ENDS_ONLY = pytest.mark.skipif(RAY not in ENDS,
-                               reason="runs on the oldest and the newest tested Ray")
+ENDS_ONLY = pytest.mark.skipif(
+    RAY not in ENDS, reason="runs on the oldest and the newest tested Ray"
+)
 
 
-@pytest.fixture(params=[
-    "installed",
-    pytest.param("uninstalled", marks=pytest.mark.skipif(
-        RAY != NEWEST, reason="the control runs on the newest tested Ray")),
-])
+@pytest.fixture(
+    params=[
+        "installed",
+        pytest.param(
+            "uninstalled",
+            marks=pytest.mark.skipif(
+                RAY != NEWEST, reason="the control runs on the newest tested Ray"
+            ),
+        ),
+    ]
+)
 def probe(request: pytest.FixtureRequest, ray_session: Any) -> Iterator[type]:
     yield helpers.LeagueProbe if request.param == "installed" else helpers.LeagueProbeWithoutShim
 
@@ -60,8 +67,9 @@ def league_config(probe: type, evaluation_workers: int = 0) -> Any:
 
 
 def tune_run_config(tmp_path: Path) -> Any:
-    return helpers.run_config(stop={"training_iteration": ITERATIONS}, storage_path=str(tmp_path),
-                              verbose=0)
+    return helpers.run_config(
+        stop={"training_iteration": ITERATIONS}, storage_path=str(tmp_path), verbose=0
+    )
 
 
 class _Collect(logging.Handler):
@@ -88,8 +96,11 @@ def test_league_is_consistent_in_a_tune_trial_by_registered_name(
     tune_logger = logging.getLogger("ray.tune")
     tune_logger.addHandler(collect)
     try:
-        results = tune.Tuner("PPO", param_space=league_config(probe, evaluation_workers=1),
-                             run_config=tune_run_config(tmp_path)).fit()
+        results = tune.Tuner(
+            "PPO",
+            param_space=league_config(probe, evaluation_workers=1),
+            run_config=tune_run_config(tmp_path),
+        ).fit()
     finally:
         tune_logger.removeHandler(collect)
     (result,) = list(results)
@@ -100,8 +111,7 @@ def test_league_is_consistent_in_a_tune_trial_by_registered_name(
         with open(trial_dir / "progress.csv", newline="") as progress:
             rows = list(csv.DictReader(progress))
         assert len(rows) == ITERATIONS
-        for figure in ("broadcasts", "policies_broadcast", "bytes_broadcast",
-                       "broadcast_seconds"):
+        for figure in ("broadcasts", "policies_broadcast", "bytes_broadcast", "broadcast_seconds"):
             assert all(row[f"{fix.RESULT_KEY}/{figure}"] != "" for row in rows), figure
         assert sum(float(row[f"{fix.RESULT_KEY}/policies_broadcast"]) for row in rows) > 0
     about_shim = [r.getMessage() for r in collect.records if fix.RESULT_KEY in r.getMessage()]
@@ -125,9 +135,13 @@ def test_league_is_consistent_in_two_concurrent_tune_trials_given_the_algorithm_
 @ENDS_ONLY
 @pytest.mark.skipif(not hasattr(tune, "run"), reason="tune.run is gone in this Ray")
 def test_league_is_consistent_with_tune_run_of_a_ppo_subclass(probe: type, tmp_path: Path) -> None:
-    analysis = tune.run(helpers.league_ppo_subclass(), config=league_config(probe).to_dict(),
-                        stop={"training_iteration": ITERATIONS}, storage_path=str(tmp_path),
-                        verbose=0)
+    analysis = tune.run(
+        helpers.league_ppo_subclass(),
+        config=league_config(probe).to_dict(),
+        stop={"training_iteration": ITERATIONS},
+        storage_path=str(tmp_path),
+        verbose=0,
+    )
     (trial,) = analysis.trials
     expect_consistent_league(probe, trial.last_result)
 

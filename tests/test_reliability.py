@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 import helpers
+import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat, _tracking
 
 pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.skipif(
-        str(_compat.installed_ray_version()) not in (_compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]),
+        ray_compat.RUNNING not in (ray_compat.OLDEST, ray_compat.NEWEST),
         reason="runs on the oldest and the newest tested Ray",
     ),
 ]
@@ -24,8 +25,7 @@ pytestmark = [
 def test_snapshots_stay_consistent_past_the_policy_cache(
     shim: Any, build: Any, swappable: bool
 ) -> None:
-    algo = build(helpers.ppo_config(policy_map_capacity=2,
-                                    policy_states_are_swappable=swappable))
+    algo = build(helpers.ppo_config(policy_map_capacity=2, policy_states_are_swappable=swappable))
     algo.train()
     for index in range(6):  # each add evicts another snapshot, changed but not yet broadcast
         helpers.copy_weights(algo, f"snap{index}")
@@ -87,9 +87,14 @@ def test_failed_add_leaves_nothing_half_added(shim: Any, build: Any) -> None:
     main = algo.get_policy("main")
     bad_state = main.get_state()
     bad_state["weights"] = {k: np.zeros((3, 3), np.float32) for k in bad_state["weights"]}
-    with pytest.raises(Exception):
-        algo.add_policy("bad", type(main), observation_space=OBSERVATION_SPACE,
-                        action_space=ACTION_SPACE, policy_state=bad_state)
+    with pytest.raises(Exception):  # noqa: B017 - RLlib's own error, whatever its type
+        algo.add_policy(
+            "bad",
+            type(main),
+            observation_space=OBSERVATION_SPACE,
+            action_space=ACTION_SPACE,
+            policy_state=bad_state,
+        )
     on_driver = "bad" in _compat.policy_ids(_compat.local_worker(group))
     on_workers = ["bad" in ids for _, ids in _compat.foreach_remote(group, helpers.policy_ids_of)]
     assert not any(on_workers)
@@ -98,9 +103,7 @@ def test_failed_add_leaves_nothing_half_added(shim: Any, build: Any) -> None:
     algo.train()
 
 
-def test_snapshots_added_from_eight_threads_at_once_stay_consistent(
-    shim: Any, build: Any
-) -> None:
+def test_snapshots_added_from_eight_threads_at_once_stay_consistent(shim: Any, build: Any) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     algo = build(helpers.ppo_config())
@@ -118,8 +121,12 @@ def test_custom_numpy_policy_snapshots_reach_remote_workers(shim: Any, build: An
 
     algo = build(helpers.ppo_config())
     algo.train()
-    algo.add_policy("numpy_opponent", helpers.NumpyPolicy, observation_space=OBSERVATION_SPACE,
-                    action_space=ACTION_SPACE)
+    algo.add_policy(
+        "numpy_opponent",
+        helpers.NumpyPolicy,
+        observation_space=OBSERVATION_SPACE,
+        action_space=ACTION_SPACE,
+    )
     shim.expect(fix.verify(algo, ["numpy_opponent"]), "numpy_opponent")
     policy = algo.get_policy("numpy_opponent")
     policy.set_weights({"w": policy.get_weights()["w"] + 1.0})
@@ -134,8 +141,9 @@ def test_a_parameter_replaced_on_the_driver_reaches_remote_workers(shim: Any, bu
     algo.train()
     helpers.copy_weights(algo, "snap")
     algo.train()  # the shim now has the snapshot's tensors cached
-    linear = next(m for m in algo.get_policy("snap").model.modules()
-                  if isinstance(m, torch.nn.Linear))
+    linear = next(
+        m for m in algo.get_policy("snap").model.modules() if isinstance(m, torch.nn.Linear)
+    )
     linear.weight = torch.nn.Parameter(torch.full_like(linear.weight, 0.125))  # a new tensor
     algo.train()
     shim.expect(fix.verify(algo, ["snap"]), "snap")

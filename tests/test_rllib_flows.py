@@ -9,16 +9,17 @@ import tempfile
 from typing import Any
 
 import pytest
+from test_faults import train_until_restored
 
 import helpers
+import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
-from test_faults import RESTARTED_WORKERS_CRASH_IN_RLLIB, train_until_restored
 
 pytestmark = [
     pytest.mark.timeout(420),
     pytest.mark.skipif(
-        str(_compat.installed_ray_version()) not in (_compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]),
+        ray_compat.RUNNING not in (ray_compat.OLDEST, ray_compat.NEWEST),
         reason="runs on the oldest and the newest tested Ray",
     ),
 ]
@@ -83,10 +84,13 @@ def test_league_restored_in_part_from_a_checkpoint_holds_the_saved_weights_every
     saved = {pid: helpers.digest(algo.get_policy(pid).get_weights()) for pid in ("p1", "p2")}
 
     with tempfile.TemporaryDirectory() as directory:
-        path = _compat.checkpoint_path(algo.save(directory))
+        path = ray_compat.checkpoint_path(algo.save(directory))
         restored = Algorithm.from_checkpoint(
-            path, policy_ids=["main", "p1"], policy_mapping_fn=helpers.map_everyone_to_main,
-            policies_to_train=["main"])
+            path,
+            policy_ids=["main", "p1"],
+            policy_mapping_fn=helpers.map_everyone_to_main,
+            policies_to_train=["main"],
+        )
     try:
         expected = {"main", "p1"}
         assert all(ids == expected for ids in policy_sets(restored))
@@ -99,18 +103,20 @@ def test_league_restored_in_part_from_a_checkpoint_holds_the_saved_weights_every
         restored.stop()
 
 
-@pytest.mark.skipif(str(_compat.installed_ray_version()) in RESTARTED_WORKERS_CRASH_IN_RLLIB,
-                    reason="RLlib's restarted PPO worker crashes in its own GAE post-processing")
+@pytest.mark.skipif(
+    ray_compat.RESTARTED_PPO_WORKERS_CRASH,
+    reason="RLlib's restarted PPO worker crashes in its own GAE post-processing",
+)
 def test_policy_added_in_a_callback_is_at_driver_weights_on_a_recovered_worker(
     shim: Any, build: Any
 ) -> None:
     import ray
 
     config = helpers.ppo_config(callbacks=helpers.AddsInOnAlgorithmInit)
-    algo = build(_compat.enable_worker_restarts(config))
+    algo = build(ray_compat.enable_worker_restarts(config))
     group = _compat.training_group(algo)
     algo.train()
-    ray.kill(min(_compat.remote_actors(group).items())[1], no_restart=False)
+    ray.kill(min(ray_compat.remote_actors(group).items())[1], no_restart=False)
     train_until_restored(algo, {"training": _compat.num_remote_workers(group)})
     report = fix.verify(algo, ["from_callback"])
     assert len(report.checks) == _compat.num_remote_workers(group)

@@ -9,14 +9,15 @@ from typing import Any
 import pytest
 
 import helpers
-from rllib_addpolicy_fix import _compat, _tracking, demo
+import ray_compat
+from rllib_addpolicy_fix import _compat, _stamps, _tracking, demo
 
 CYCLES = int(os.environ.get("SOAK_CYCLES", "30"))
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(
-    str(_compat.installed_ray_version()) not in (_compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]),
+    ray_compat.RUNNING not in (ray_compat.OLDEST, ray_compat.NEWEST),
     reason="runs on the oldest and the newest tested Ray",
 )
 def test_add_refresh_remove_cycles_stay_consistent_and_tracking_matches_the_league(
@@ -37,8 +38,10 @@ def test_add_refresh_remove_cycles_stay_consistent_and_tracking_matches_the_leag
     assert set(record.delivered) == live  # nothing tracked for removed policies
     gc.collect()  # the shim's tensor cache keeps no removed policy's model alive
     live_modules = {id(module) for pid in live for module in algo.get_policy(pid).model.modules()}
-    assert {id(module) for module in _tracking._lists_by_module.keys()} <= live_modules
+    assert {id(module) for module in _stamps._lists_by_module.keys()} <= live_modules
     growth = seen[-1].rss_bytes - seen[len(seen) // 3].rss_bytes
-    print(f"driver RSS growth over the last {len(seen) - len(seen) // 3} of {len(seen)} "
-          f"cycles: {growth / 2**20:+.1f} MiB")
+    print(
+        f"driver RSS growth over the last {len(seen) - len(seen) // 3} of {len(seen)} "
+        f"cycles: {growth / 2**20:+.1f} MiB"
+    )
     assert growth < 32 * 2**20

@@ -29,12 +29,13 @@ from typing import Any, NamedTuple
 import pytest
 from ray.rllib.policy.policy import PolicySpec
 
+import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
 from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE, PLAYERS, RockPaperScissors
 
-RAY = str(_compat.installed_ray_version())
-OLDEST, NEWEST = _compat.TESTED_RAY[0], _compat.TESTED_RAY[-1]
+RAY = ray_compat.RUNNING
+OLDEST, NEWEST = ray_compat.OLDEST, ray_compat.NEWEST
 
 #: Algorithm -> (module, config class names, newest first). Only those this Ray ships run.
 ALGORITHMS = {
@@ -65,8 +66,10 @@ LOCAL_ONLY = Cell(SINGLE, 0, 0)
 #: algorithm of each sampling family (synchronous on-policy, a learner thread, replay: DQN, or
 #: SAC where RLlib cannot build legacy DQN).
 REMOTE_CELLS = (
-    ("PPO", Cell(SINGLE, 2, 1)), ("APPO", Cell(SINGLE, 2, 1)),
-    ("DQN" if RAY != NEWEST else "SAC", Cell(MULTI_SOME, 2, 0)), ("PPO", Cell(MULTI_ALL, 2, 1)),
+    ("PPO", Cell(SINGLE, 2, 1)),
+    ("APPO", Cell(SINGLE, 2, 1)),
+    ("DQN" if RAY != NEWEST else "SAC", Cell(MULTI_SOME, 2, 0)),
+    ("PPO", Cell(MULTI_ALL, 2, 1)),
 )
 
 
@@ -101,18 +104,23 @@ def matrix_config(name: str, cell: Cell) -> Any:
     else:
         to_train = {"policies_to_train": ["p0"]} if cell.setup == MULTI_SOME else {}
         config = config.environment(RockPaperScissors).multi_agent(
-            policies={pid: PolicySpec(None, OBSERVATION_SPACE, ACTION_SPACE, {})
-                      for pid in ("p0", "p1")},
-            policy_mapping_fn=player_mapping, **to_train,
+            policies={
+                pid: PolicySpec(None, OBSERVATION_SPACE, ACTION_SPACE, {}) for pid in ("p0", "p1")
+            },
+            policy_mapping_fn=player_mapping,
+            **to_train,
         )
     config = _compat.configure_old_stack(
-        config.debugging(seed=0, log_level="ERROR"), num_workers=cell.workers,
-        evaluation_workers=cell.eval_workers, train_batch_size=64,
+        config.debugging(seed=0, log_level="ERROR"),
+        num_workers=cell.workers,
+        evaluation_workers=cell.eval_workers,
+        train_batch_size=64,
         rollout_fragment_length="auto" if name in ON_POLICY else 20,
     )
     if name in ("DQN", "SAC"):  # replay buffer: RLlib's own advice for the legacy stack
         config = config.training(
-            train_batch_size=16, num_steps_sampled_before_learning_starts=0,
+            train_batch_size=16,
+            num_steps_sampled_before_learning_starts=0,
             replay_buffer_config={"type": "MultiAgentPrioritizedReplayBuffer", "capacity": 1000},
         )
     if name in ("APPO", "IMPALA"):
@@ -165,9 +173,11 @@ def outcomes(configure: Any) -> dict[str, str]:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize(("name", "cell"), cells_for_this_release(),
-                         ids=lambda v: v if isinstance(v, str) else
-                         f"{v.setup}-{v.workers}w-{v.eval_workers}e")
+@pytest.mark.parametrize(
+    ("name", "cell"),
+    cells_for_this_release(),
+    ids=lambda v: v if isinstance(v, str) else f"{v.setup}-{v.workers}w-{v.eval_workers}e",
+)
 def test_old_stack_algorithm_runs_exactly_as_without_the_shim(
     ray_session: Any, name: str, cell: Cell
 ) -> None:

@@ -25,8 +25,12 @@ import helpers  # noqa: E402
 workers_mode = sys.argv[1]
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
 cluster.add_node(num_cpus=2, resources={"second_node": 8})
-ray.init(address=cluster.address, log_to_driver=False, configure_logging=False,
-         runtime_env={"env_vars": {"RLLIB_ADDPOLICY_FIX": "1" if workers_mode == "on" else "0"}})
+ray.init(
+    address=cluster.address,
+    log_to_driver=False,
+    configure_logging=False,
+    runtime_env={"env_vars": {"RLLIB_ADDPOLICY_FIX": "1" if workers_mode == "on" else "0"}},
+)
 # Nothing of this package needs to be importable where the workers run.
 for module in (helpers, game):
     ray.cloudpickle.register_pickle_by_value(module)
@@ -42,16 +46,20 @@ try:
     group = _compat.training_group(algo)
     facts = [f for _, f in _compat.foreach_remote(group, helpers.remote_facts)]
     lifetime = _tracking.record_for(group).lifetime
-    print(json.dumps({
-        "consistent": report.consistent,
-        "max_abs_diff": report.max_abs_diff(),
-        "driver_node": ray.get_runtime_context().get_node_id(),
-        "worker_nodes": [f["node"] for f in facts],
-        "worker_shim_modules": [f["shim_modules"] for f in facts],
-        "worker_shim_active": [f["shim_active"] for f in facts],
-        "broadcasts": lifetime.broadcasts,
-        "policies_broadcast": lifetime.policies_broadcast,
-    }))
+    print(
+        json.dumps(
+            {
+                "consistent": report.consistent,
+                "max_abs_diff": report.max_abs_diff(),
+                "driver_node": ray.get_runtime_context().get_node_id(),
+                "worker_nodes": [f["node"] for f in facts],
+                "worker_shim_modules": [f["shim_modules"] for f in facts],
+                "worker_shim_active": [f["shim_active"] for f in facts],
+                "broadcasts": lifetime.broadcasts,
+                "policies_broadcast": lifetime.policies_broadcast,
+            }
+        )
+    )
     algo.stop()
 finally:
     ray.shutdown()

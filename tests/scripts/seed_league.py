@@ -17,8 +17,13 @@ from ray.rllib.policy.policy import PolicySpec
 
 def copy_weights(algo, dst_policy_name):
     src = algo.get_policy("main")
-    algo.add_policy(dst_policy_name, type(src), observation_space=src.observation_space,
-                    action_space=src.action_space, config=getattr(src, "config", {}).copy())
+    algo.add_policy(
+        dst_policy_name,
+        type(src),
+        observation_space=src.observation_space,
+        action_space=src.action_space,
+        config=getattr(src, "config", {}).copy(),
+    )
     algo.get_policy(dst_policy_name).set_weights(src.get_weights())
 
 
@@ -29,11 +34,12 @@ config = (
     .environment(make_multi_agent("CartPole-v1"), env_config={"num_agents": 2})
     .framework("torch")
     .env_runners(num_env_runners=2, rollout_fragment_length=50)
-    .training(train_batch_size=200, minibatch_size=100, num_epochs=1,
-              model={"fcnet_hiddens": [16]})
-    .multi_agent(policies={"main": PolicySpec()},
-                 policy_mapping_fn=lambda agent_id, *args, **kwargs: "main",
-                 policies_to_train=["main"])
+    .training(train_batch_size=200, minibatch_size=100, num_epochs=1, model={"fcnet_hiddens": [16]})
+    .multi_agent(
+        policies={"main": PolicySpec()},
+        policy_mapping_fn=lambda agent_id, *args, **kwargs: "main",
+        policies_to_train=["main"],
+    )
 )
 algo = config.build()
 algo.train()
@@ -44,7 +50,14 @@ remote = algo.env_runner_group.foreach_env_runner(
     lambda worker: worker.get_policy("main_v1").get_weights(), local_env_runner=False
 )
 diff = max(float(np.max(np.abs(driver[k] - weights[k]))) for weights in remote for k in driver)
-print(json.dumps({"max_abs_diff": diff, "remote_workers": len(remote),
-                  "shim_imported": "rllib_addpolicy_fix" in sys.modules}))
+print(
+    json.dumps(
+        {
+            "max_abs_diff": diff,
+            "remote_workers": len(remote),
+            "shim_imported": "rllib_addpolicy_fix" in sys.modules,
+        }
+    )
+)
 algo.stop()
 ray.shutdown()

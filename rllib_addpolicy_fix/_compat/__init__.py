@@ -1,0 +1,88 @@
+"""Everything that knows how RLlib's legacy-stack API differs between Ray releases.
+
+The rest of the package asks this package (``_compat.<name>``) and never names a Ray version, a
+renamed attribute or a renamed keyword itself; ``shared/ray-api-drift.md`` in the project's
+notes is the table these come from. Where each wrapped attribute lives, per release, is the
+patch table's (``_patch_table``). Version gates are ``packaging`` specifiers; where a rename is
+visible on the object, feature detection decides and the specifier only documents the boundary.
+"""
+
+from __future__ import annotations
+
+from .calls import SYNC_SOURCE_KWARGS, bind, signature, sync_weights_source
+from .config import configure_old_stack, ppo_batch_kwargs, without_worker_restarts
+from .groups import (
+    config_uses_old_stack,
+    evaluation_group,
+    group_uses_old_stack,
+    groups,
+    groups_receiving_add,
+    is_policy_to_train,
+    local_worker,
+    num_remote_workers,
+    trained_in_background,
+    training_group,
+    uses_old_stack,
+)
+from .policies import (
+    loaded_policy,
+    loaded_policy_in_map,
+    policy_ids,
+    policy_to_stash,
+    stashed_state_ref,
+    weights_read_from_torch_model,
+)
+from .versions import SUPPORTED_RAY, installed_ray_version, new_stack_is_default, ray_supported
+from .workers import (
+    PROBE_TIMEOUT_SETTINGS,
+    TIMEOUT_ENV_VAR,
+    Replies,
+    foreach_remote,
+    group_role,
+    remote_timeout_s,
+    take_out_of_service,
+    tolerates_worker_failures,
+    unhealthy_worker_ids,
+    worker_manager,
+)
+
+__all__ = [
+    "PROBE_TIMEOUT_SETTINGS",
+    "SUPPORTED_RAY",
+    "SYNC_SOURCE_KWARGS",
+    "TIMEOUT_ENV_VAR",
+    "Replies",
+    "bind",
+    "config_uses_old_stack",
+    "configure_old_stack",
+    "evaluation_group",
+    "foreach_remote",
+    "group_role",
+    "group_uses_old_stack",
+    "groups",
+    "groups_receiving_add",
+    "installed_ray_version",
+    "is_policy_to_train",
+    "loaded_policy",
+    "loaded_policy_in_map",
+    "local_worker",
+    "new_stack_is_default",
+    "num_remote_workers",
+    "policy_ids",
+    "policy_to_stash",
+    "ppo_batch_kwargs",
+    "ray_supported",
+    "remote_timeout_s",
+    "signature",
+    "stashed_state_ref",
+    "sync_weights_source",
+    "take_out_of_service",
+    "tolerates_worker_failures",
+    "trained_in_background",
+    "training_group",
+    "unhealthy_worker_ids",
+    "uses_old_stack",
+    "weights_read_from_torch_model",
+    "without_worker_restarts",
+    "worker_manager",
+]
