@@ -19,9 +19,10 @@ RUNNING = str(_compat.installed_ray_version())
 #: ("operands could not be broadcast together with shapes (10,) (9,)"), shim or not.
 RESTARTED_PPO_WORKERS_CRASH = RUNNING in ("2.10.0", "2.30.0")
 #: Ray 2.60's validation turns the replay buffer type into a class, which its own old-stack
-#: buffer set-up then fails on, so legacy DQN cannot be built there; 2.40 is the newest tested
-#: release where it can.
-DQN_TESTED = RUNNING in (OLDEST, "2.40.0")  # the oldest and the newest where it builds
+#: buffer set-up then fails on, so legacy DQN cannot be built there.
+LEGACY_DQN_BUILDS = RUNNING != "2.60.0"
+#: The oldest and the newest release where legacy DQN builds.
+DQN_TESTED = LEGACY_DQN_BUILDS and RUNNING in (OLDEST, "2.40.0")
 
 
 #: ``fault_tolerance()`` names for "restart failed workers" and "restart delay", newest first:

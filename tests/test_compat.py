@@ -14,7 +14,7 @@ from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
 pytestmark = pytest.mark.timeout(300)
 
 new_stack_is_default = pytest.mark.skipif(
-    not _compat.installed_ray_version() or _compat.installed_ray_version().release < (2, 40),
+    not _compat.new_stack_is_default(),
     reason="the new API stack is RLlib's default (and stable) from Ray 2.40",
 )
 

@@ -68,7 +68,7 @@ LOCAL_ONLY = Cell(SINGLE, 0, 0)
 REMOTE_CELLS = (
     ("PPO", Cell(SINGLE, 2, 1)),
     ("APPO", Cell(SINGLE, 2, 1)),
-    ("DQN" if RAY != NEWEST else "SAC", Cell(MULTI_SOME, 2, 0)),
+    ("DQN" if ray_compat.LEGACY_DQN_BUILDS else "SAC", Cell(MULTI_SOME, 2, 0)),
     ("PPO", Cell(MULTI_ALL, 2, 1)),
 )
 
