@@ -108,10 +108,12 @@ PROBE_TIMEOUT_SETTINGS = ("env_runner_health_probe_timeout_s", "worker_health_pr
 _DEFAULT_TIMEOUT_S = 60.0
 
 
+_rejected_overrides: set[str] = set()
+
+
 def remote_timeout_s(group: Any) -> float:
     """How long the shim waits for a remote worker: :data:`TIMEOUT_ENV_VAR` if set, else the
     set's health-probe timeout, the time RLlib itself gives a worker to answer."""
-
     override = os.environ.get(TIMEOUT_ENV_VAR, "").strip()
     if override:
         try:
@@ -120,11 +122,13 @@ def remote_timeout_s(group: Any) -> float:
                 return value
         except ValueError:
             pass
-        logger.warning(
-            "rllib_addpolicy_fix: ignoring %s=%r (not a number of seconds > 0)",
-            TIMEOUT_ENV_VAR,
-            override,
-        )
+        if override not in _rejected_overrides:  # once per value: this runs before every call
+            _rejected_overrides.add(override)
+            logger.warning(
+                "rllib_addpolicy_fix: ignoring %s=%r (not a number of seconds > 0)",
+                TIMEOUT_ENV_VAR,
+                override,
+            )
     config = getattr(group, "_remote_config", None)
     for name in PROBE_TIMEOUT_SETTINGS:
         value = _setting(config, name)
