@@ -20,6 +20,8 @@ RELEASES = runpy.run_path(str(Path(__file__).parent / "rllib_addpolicy_fix" / "_
 PYTHON: str = RELEASES["PYTHON"]
 TORCH: str = RELEASES["TORCH"]
 RAY_PINS: dict[str, tuple[str, ...]] = RELEASES["TESTED_RAY"]
+#: Test-only packages per release: RLlib's open_spiel self-play example is tested on the newest.
+TEST_ONLY_PINS: dict[str, tuple[str, ...]] = {list(RAY_PINS)[-1]: ("open_spiel==2.0.2",)}
 #: The oldest Python the package declares (``requires-python``); vermin checks the code for it.
 OLDEST_PYTHON = "3.9"
 
@@ -49,6 +51,6 @@ def typecheck(session: nox.Session) -> None:
 @nox.parametrize("ray", list(RAY_PINS))
 def tests(session: nox.Session, ray: str) -> None:
     session.install(TORCH)
-    session.install(f"ray[rllib]=={ray}", *RAY_PINS[ray])
+    session.install(f"ray[rllib]=={ray}", *RAY_PINS[ray], *TEST_ONLY_PINS.get(ray, ()))
     session.install(".[test]")
     session.run("pytest", "--durations=25", *session.posargs, env={"RAY_DEDUP_LOGS": "0"})

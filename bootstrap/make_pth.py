@@ -1,8 +1,8 @@
-"""Build the one-line ``rllib_addpolicy_fix.pth`` from ``_rllib_addpolicy_fix_bootstrap.py``.
+"""Build the one-line ``rllib_addpolicy_fix.pth`` from ``rllib_addpolicy_fix/_arm.py``.
 
-The line executes the bootstrap's source inline (docstrings dropped, so there is less to
-compile), because importing a module from site-packages at every interpreter start costs more
-than the 2 ms budget when bytecode is not cached. Standard library only.
+The line executes ``_arm``'s source inline and calls ``arm()`` (docstrings dropped, so there is
+less to compile), because importing a module from site-packages at every interpreter start
+costs more than the 2 ms budget when bytecode is not cached. Standard library only.
 """
 
 from __future__ import annotations
@@ -10,12 +10,22 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-BOOTSTRAP = Path(__file__).with_name("_rllib_addpolicy_fix_bootstrap.py")
+BOOTSTRAP = Path(__file__).resolve().parent.parent / "rllib_addpolicy_fix" / "_arm.py"
 PTH_NAME = "rllib_addpolicy_fix.pth"
+#: Appended to ``_arm``'s source: arm at interpreter start, never fail it.
+_NOT_AT_START = frozenset({"worker_setup_hook"})
+_CALL = "\ntry:\n    arm()\nexcept Exception:\n    pass\n"
 
 
 def pth_line(source: str | None = None) -> str:
-    tree = ast.parse(BOOTSTRAP.read_text() if source is None else source)
+    source = BOOTSTRAP.read_text() if source is None else source
+    tree = ast.parse(source + _CALL)
+    # Interpreter start only arms; the worker setup hook is for Ray jobs (compiled for nothing).
+    tree.body = [
+        node
+        for node in tree.body
+        if not (isinstance(node, ast.FunctionDef) and node.name in _NOT_AT_START)
+    ]
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and _is_docstring(body[0]):

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import _compat, _faults, _remote, _rollback, _tracking
+from . import _compat, _faults, _iteration, _remote, _rollback, _tracking
 from ._guard import bind, on_old_stack, own_work
 from ._state import SharedPolicyState, fresh_policy_state
 
@@ -28,6 +28,7 @@ logger = logging.getLogger("rllib_addpolicy_fix")
 
 
 def algorithm_add_policy(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
+    _iteration.driver_changed()
     receiving: dict[str, Any] = {}
     refusal: KeyError | None = None
     policy_id = ""
@@ -76,6 +77,7 @@ class _GroupAdd:
 
 
 def group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
+    _iteration.driver_changed()
     with _tracking.held():
         plan: _GroupAdd | None = None
         refusal: TypeError | None = None

@@ -14,7 +14,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from . import _compat, _faults, _remote, _stamps, _tracking
+from . import _compat, _faults, _iteration, _remote, _stamps, _tracking
 from ._state import state_nbytes
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,11 @@ def push_before_use(group: Any) -> list[str]:
     with _tracking.held():
         record = _tracking.record_for(group)
         record.uses += 1
-        return push_pending(group, skip=left_to_rllib(record))
+        if _iteration.found_current(record):
+            return []
+        sent = push_pending(group, skip=left_to_rllib(record))
+        _iteration.mark_current(record)
+        return sent
 
 
 def pending_before_use(record: _tracking.GroupRecord) -> list[str]:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import site
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from pathlib import Path
 
 from . import _compat, _install, _releases
-
-PTH_NAME = "rllib_addpolicy_fix.pth"
+from ._pth import find_pth
 
 #: Run in a fresh interpreter: does an unedited script that imports RLlib get the fix?
 _PROBE = """
@@ -42,6 +39,8 @@ class Diagnosis:
     pth_note: str
     auto_activates: bool | None  # None: not checked
     auto_targets: list[str] = field(default_factory=list)
+    #: Whether a Ray actor started from here (as a Tune trial is) gets the fix; None: unchecked.
+    actor_gets_fix: bool | None = None
     active_here: bool = False
     wrapped_here: list[str] = field(default_factory=list)
     #: Required RLlib attributes this Ray lacks (the shim then patches nothing).
@@ -60,32 +59,6 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def _site_dirs() -> list[str]:
-    dirs = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
-    if site.ENABLE_USER_SITE and site.USER_SITE:
-        dirs.append(site.USER_SITE)
-    return dirs
-
-
-def _find_pth() -> tuple[str | None, bool, str]:
-    """Where the start-up hook is, whether it runs at interpreter start here, and why (not)."""
-    site_dirs = _site_dirs()
-    for directory in site_dirs + [p for p in sys.path if p and p not in site_dirs]:
-        candidate = Path(directory) / PTH_NAME
-        if candidate.is_file():
-            path = str(candidate)
-            break
-    else:
-        return None, False, "not installed (install the wheel, or pip install -e .)"
-    if sys.flags.no_site:
-        return path, False, "site is disabled (python -S): use sitecustomize, see README"
-    if os.path.dirname(path) not in site_dirs:
-        return path, False, "not in a site directory, so Python does not read it"
-    if _install.disabled_by_environment():
-        return path, False, f"{_install.ENV_VAR} turns it off"
-    return path, True, "runs at interpreter start and arms on the first import of ray.rllib"
-
-
 def _probe_auto_activation() -> tuple[bool | None, list[str], list[str]]:
     flags = ["-S"] if sys.flags.no_site else []
     try:
@@ -98,14 +71,47 @@ def _probe_auto_activation() -> tuple[bool | None, list[str], list[str]]:
         return None, [], []
 
 
+def _probe_actor() -> bool | None:
+    """Start one real Ray actor the way Tune starts a trial (Ray started here if it is not yet,
+    through the shim's ``ray.init``) and ask whether the fix is active in it."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    try:
+        if started_here:
+            ray.init(log_to_driver=False)  # or joins the cluster `ray start` runs here
+
+        class DoctorProbe:  # defined here, so it travels by value: the actor imports nothing
+            def gets_the_fix(self) -> bool:
+                import sys
+
+                import ray.rllib  # noqa: F401 - as an Algorithm's trial does
+
+                shim = sys.modules.get("rllib_addpolicy_fix")
+                return bool(shim is not None and shim.is_installed())
+
+        actor = ray.remote(num_cpus=0)(DoctorProbe).remote()
+        return bool(ray.get(actor.gets_the_fix.remote(), timeout=300))
+    except Exception:  # noqa: BLE001 - a probe that cannot run says "unknown", not "broken"
+        return None
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 def diagnose(*, probe: bool = True) -> Diagnosis:
     ray_version = _compat.installed_ray_version()
-    pth_path, pth_would_fire, pth_note = _find_pth()
+    pth_path, pth_would_fire, pth_note = find_pth()
     auto, auto_targets, auto_missing = (
         _probe_auto_activation() if probe and ray_version else (None, [], [])
     )
     if ray_version is not None and _install.is_installed():
         import ray.rllib.algorithms.algorithm  # noqa: F401 - lets the hooks wrap their targets
+    actor_gets_fix = (
+        _probe_actor()
+        if probe and _install.is_installed() and _compat.ray_supported(ray_version)
+        else None
+    )
     diagnosis = Diagnosis(
         python=sys.version.split()[0],
         executable=sys.executable,
@@ -121,6 +127,7 @@ def diagnose(*, probe: bool = True) -> Diagnosis:
         pth_note=pth_note,
         auto_activates=auto,
         auto_targets=auto_targets,
+        actor_gets_fix=actor_gets_fix,
         active_here=_install.is_installed(),
         wrapped_here=_install.wrapped_targets(),
         missing_here=sorted(set(_install.missing_targets()) | set(auto_missing)),
@@ -151,6 +158,13 @@ def _verdict(d: Diagnosis) -> str:
             f"OFF: this RLlib lacks {', '.join(d.missing_here)}, which the fix needs; it "
             "patches nothing. Please report this Ray release."
         )
+    if d.actor_gets_fix is False:
+        return (
+            "PARTLY: the fix works in this process, but a Ray actor started from here (a Tune "
+            "trial, ray.remote(PPO)) runs without it: install rllib-addpolicy-fix where Ray's "
+            "workers run, or use a Ray release with worker setup hooks (see README, Ray Tune "
+            "and actors)."
+        )
     if d.auto_activates:
         return "OK: scripts in this environment get the fix without an import line."
     if d.active_here:
@@ -177,6 +191,7 @@ def render(d: Diagnosis) -> str:
         f"  .pth start-up hook:  {d.pth_path or 'not found'}",
         f"    runs here:         {yes(d.pth_would_fire)} ({d.pth_note})",
         f"  auto-activation:     {yes(d.auto_activates)} (a fresh interpreter that imports RLlib)",
+        f"  Ray actor from here: {yes(d.actor_gets_fix)} (as a Tune trial hosts an Algorithm)",
         f"  active here:         {yes(d.active_here)}; {len(d.wrapped_here)} targets wrapped",
         *[f"    {name}" for name in d.wrapped_here],
         *[f"  MISSING in this RLlib: {name}" for name in d.missing_here],

@@ -18,21 +18,21 @@ from typing import Any
 
 import wrapt
 
-from . import _compat, _remote, _stamps, _tracking
+from . import _arm, _compat, _job_env, _remote, _stamps, _tracking
 from ._guard import warn_once
 from ._patch_table import Patch, Wrapper, patches_for
 
 logger = logging.getLogger("rllib_addpolicy_fix")
 
-ENV_VAR = "RLLIB_ADDPOLICY_FIX"
-#: Values of :data:`ENV_VAR` that turn the shim off (the ``.pth`` bootstrap repeats them).
-OFF_VALUES = frozenset({"0", "off", "false", "no", "disable", "disabled"})
+ENV_VAR = _arm.ENV_VAR
+#: Values of :data:`ENV_VAR` that turn the shim off (``_arm`` checks them at process start).
+OFF_VALUES = frozenset(_arm.OFF_VALUES)
 ON_VALUES = frozenset({"", "1", "on", "true", "yes", "enable", "enabled"})
 
 _active = False
-#: patch name -> (owner class, attribute, wrapt handle or, for by-reference wrappers, the
+#: patch name -> (owner class or module, attribute, wrapt handle or, for by-reference wrappers, the
 #: original function), for uninstall and doctor.
-_wrapped: dict[str, tuple[type, str, Any]] = {}
+_wrapped: dict[str, tuple[Any, str, Any]] = {}
 _hooked_modules: set[str] = set()
 #: Required attributes this Ray lacks (the shim then patches nothing).
 _missing: list[str] = []
@@ -141,21 +141,18 @@ def _on_import(module: Any) -> None:
                 ray.cloudpickle.register_pickle_by_value(_remote)
             here = [patch for patch in patches_for(version) if patch.module == module.__name__]
             missing = [
-                patch.name for patch in here if not patch.optional and not _defines(module, patch)
+                patch.name for patch in here if not patch.optional and not patch.defined_in(module)
             ]
             if missing:
                 _give_up(missing, version)
                 return
             for patch in here:
-                if _defines(module, patch):
+                if patch.defined_in(module):
                     _wrap(module, patch)
+            if module.__name__ == "ray":
+                _job_env.warn_if_too_late()
     except Exception:  # noqa: BLE001 - a failed patch must leave RLlib importable and unpatched
         logger.exception("rllib_addpolicy_fix: could not patch %s", module.__name__)
-
-
-def _defines(module: Any, patch: Patch) -> bool:
-    owner = getattr(module, patch.owner, None)
-    return isinstance(owner, type) and patch.attribute in vars(owner)
 
 
 def _give_up(missing: list[str], version: Any) -> None:
@@ -174,7 +171,7 @@ def _give_up(missing: list[str], version: Any) -> None:
 def _wrap(module: Any, patch: Patch) -> None:
     if patch.name in _wrapped:
         return
-    owner = getattr(module, patch.owner)
+    owner = patch.holder(module)
     if patch.by_reference:
         original = vars(owner)[patch.attribute]
         setattr(owner, patch.attribute, _by_reference(original, patch.wrapper))

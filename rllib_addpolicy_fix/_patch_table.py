@@ -1,4 +1,5 @@
-"""Every attribute of RLlib the shim wraps: where it lives, in which Ray releases, and with what.
+"""Every attribute of RLlib (and ``ray.init``) the shim wraps: where it lives, in which Ray
+releases, and with what.
 
 One entry per wrapped attribute, so adding or retiring a target is one edit here. ``when`` is
 the range of Ray releases whose RLlib defines the attribute; in that range it is *required*:
@@ -16,7 +17,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from . import _adding, _wrappers
+from . import _adding, _job_env, _wrappers
 
 #: wrapt's wrapper signature: (wrapped, instance, args, kwargs) -> result.
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -25,6 +26,7 @@ Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], A
 @dataclass(frozen=True)
 class Patch:
     module: str
+    #: The class that holds ``attribute``; "" for a function of the module itself.
     owner: str
     attribute: str
     wrapper: Wrapper = field(compare=False)
@@ -36,7 +38,17 @@ class Patch:
 
     @property
     def name(self) -> str:
-        return f"{self.module}.{self.owner}.{self.attribute}"
+        return ".".join(part for part in (self.module, self.owner, self.attribute) if part)
+
+    def holder(self, module: Any) -> Any:
+        """The object ``attribute`` is set on: the owner class, or the module itself."""
+        return getattr(module, self.owner, None) if self.owner else module
+
+    def defined_in(self, module: Any) -> bool:
+        holder = self.holder(module)
+        if self.owner and not isinstance(holder, type):
+            return False
+        return holder is not None and self.attribute in vars(holder)
 
     def applies_to(self, version: Version) -> bool:
         return self.when.contains(version, prereleases=True)
@@ -77,6 +89,9 @@ def _group(
 
 
 PATCHES: tuple[Patch, ...] = (
+    # Ray's entry point: the processes of a job this driver starts get the shim too (Tune
+    # trials and actors that host an Algorithm, on any node).
+    Patch("ray", "", "init", _job_env.ray_init),
     # The Algorithm: refuse duplicate ids up front and roll back failed adds; forget removed
     # policies; the shim's figures in each result; nothing pushed while RLlib builds or
     # restores workers (``restore_workers`` became ``restore_env_runners`` by 2.50).
@@ -162,9 +177,8 @@ def defined(version: Version) -> list[Patch]:
     """The patches of this release whose attribute its RLlib defines (imports their modules)."""
     import importlib
 
-    found = []
-    for patch in patches_for(version):
-        owner = getattr(importlib.import_module(patch.module), patch.owner, None)
-        if isinstance(owner, type) and patch.attribute in vars(owner):
-            found.append(patch)
-    return found
+    return [
+        patch
+        for patch in patches_for(version)
+        if patch.defined_in(importlib.import_module(patch.module))
+    ]

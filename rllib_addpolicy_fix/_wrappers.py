@@ -20,7 +20,7 @@ import logging
 import weakref
 from typing import Any
 
-from . import _broadcast, _busy, _compat, _tracking
+from . import _broadcast, _busy, _compat, _iteration, _tracking
 from ._guard import bind, on_old_stack, own_work, warn_once
 
 logger = logging.getLogger("rllib_addpolicy_fix")
@@ -85,7 +85,10 @@ def algorithm_step(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
                 if watched is not None and _compat.num_remote_workers(watched.group):
                     uses_before = watched.uses
                     pending_before = frozenset(_broadcast.pending_before_use(watched))
-    result = wrapped(*args, **kwargs)
+    with _iteration.training_iteration():
+        if watched is not None and not pending_before:
+            _iteration.mark_current(watched)  # just checked: the first use need not again
+        result = wrapped(*args, **kwargs)
     if watched is not None:
         with own_work("reporting the shim's figures in the result"):
             with _tracking.held():
@@ -129,6 +132,7 @@ def _note_bypass(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
 
 
 def algorithm_remove_policy(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
+    _iteration.driver_changed()
     result = wrapped(*args, **kwargs)
     with own_work("forgetting the removed policy"):
         arguments = bind(wrapped, args, kwargs)
@@ -140,6 +144,7 @@ def algorithm_remove_policy(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> 
 
 
 def policy_map_stash(wrapped: Any, policy_map: Any, args: Any, kwargs: Any) -> Any:
+    _iteration.driver_changed()
     records: list[_tracking.GroupRecord] = []
     with own_work("following a policy into the policy cache's stash"):
         # Empty on anything but a driver-side truth map (e.g. on a remote worker).

@@ -50,6 +50,22 @@ def build_league(
     policy_map_capacity: int = 100,
 ) -> Any:
     """PPO (legacy stack, torch) on the shipped game: "main" trains against league snapshots."""
+    return league_config(
+        num_workers,
+        hidden=hidden,
+        train_batch_size=train_batch_size,
+        policy_map_capacity=policy_map_capacity,
+    ).build()
+
+
+def league_config(
+    num_workers: int,
+    *,
+    hidden: tuple[int, ...] = (32, 32),
+    train_batch_size: int = 200,
+    policy_map_capacity: int = 100,
+) -> Any:
+    """The config :func:`build_league` builds (for a Tune trial, which builds it itself)."""
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.policy.policy import PolicySpec
 
@@ -68,7 +84,7 @@ def build_league(
         config, num_workers=num_workers, hidden=hidden, train_batch_size=train_batch_size
     )
     # Restartable workers make Ray's core print a warning of its own; the demo needs none.
-    return _compat.without_worker_restarts(config).build()
+    return _compat.without_worker_restarts(config)
 
 
 def run_phase(label: str, args: argparse.Namespace) -> PhaseOutcome:

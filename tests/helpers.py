@@ -294,6 +294,36 @@ class LeagueProbeWithoutShim(LeagueProbe):
     turn_shim_off = True
 
 
+FAILED_ONCE_MARKER = os.path.join(tempfile.gettempdir(), "rllib_addpolicy_fix_tests_failed_once")
+
+
+class LeagueThatFailsOnce(LeagueProbe):
+    """A league kept across a restore from checkpoint: the next snapshot is numbered from the
+    snapshots the Algorithm holds (restored ones included), and the iteration that adds the
+    second one fails once (a marker file), after it was added and before its checkpoint, so
+    Tune restores the trial from the checkpoint that holds the first. Each result reports the
+    snapshots' worst remote-vs-driver difference at that iteration."""
+
+    def on_train_result(self, *, algorithm: Any, result: dict[str, Any], **kwargs: Any) -> None:
+        import rllib_addpolicy_fix
+
+        driver = _compat.local_worker(_compat.training_group(algorithm))
+        snapshots = [pid for pid in _compat.policy_ids(driver) if str(pid).startswith("main_v")]
+        report = rllib_addpolicy_fix.verify(algorithm, snapshots) if snapshots else None
+        copy_weights(algorithm, f"main_v{len(snapshots) + 1}")
+        result["league_max_diff"] = report.max_abs_diff() if report else 0.0
+        result["league_checks"] = len(report.checks) if report else 0
+        result["league_snapshots"] = len(snapshots) + 1
+        if len(snapshots) + 1 == 2 and not os.path.exists(FAILED_ONCE_MARKER):
+            with open(FAILED_ONCE_MARKER, "w"):
+                pass
+            raise RuntimeError("the test's trial fails once, to be restored from its checkpoint")
+
+
+class LeagueThatFailsOnceWithoutShim(LeagueThatFailsOnce):
+    turn_shim_off = True
+
+
 def league_ppo_subclass() -> type:
     """A PPO subclass as a user defines one in a script (pickled by value, like ``__main__``)."""
     from ray.rllib.algorithms.ppo import PPO
@@ -319,15 +349,25 @@ class LeagueRunner:
         self.algo.stop()
 
 
+def function_trainable(config: dict[str, Any]) -> dict[str, Any]:
+    """A Tune trainable that is a function, not an Algorithm."""
+    return {"score": config["x"] * 2}
+
+
 def run_config(**kwargs: Any) -> Any:
     """Tune's ``RunConfig``: ``ray.air`` (2.5), ``ray.train`` (2.7), ``ray.tune`` (2.40+)."""
+    return tune_class("RunConfig")(**kwargs)
+
+
+def tune_class(name: str) -> Any:
+    """``RunConfig``, ``CheckpointConfig``, ``FailureConfig`` from where this Ray keeps them."""
     import importlib
 
     for module in ("ray.tune", "ray.train", "ray.air"):
-        found = getattr(importlib.import_module(module), "RunConfig", None)
+        found = getattr(importlib.import_module(module), name, None)
         if found is not None:
-            return found(**kwargs)
-    raise ImportError("no RunConfig in this Ray")
+            return found
+    raise ImportError(f"no {name} in this Ray")
 
 
 # Faults: a remote worker whose ``set_weights`` does not return while a marker file names it.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -17,11 +16,11 @@ import pytest
 
 import ray_compat
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _doctor, _install, _patch_table
+from rllib_addpolicy_fix import _arm, _compat, _doctor, _install, _patch_table, _pth
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
-PTH = Path(sysconfig.get_paths()["purelib"]) / _doctor.PTH_NAME
+PTH = Path(sysconfig.get_paths()["purelib"]) / _pth.PTH_NAME
 
 needs_pth = pytest.mark.skipif(
     not PTH.is_file(), reason="the package is not installed here (run the tests through nox)"
@@ -88,17 +87,16 @@ def test_broken_shim_never_breaks_interpreter_start_or_ray_import(tmp_path: Path
     assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr
 
 
-def test_bootstrap_off_values_match_the_package() -> None:
-    source = (ROOT / "bootstrap" / "_rllib_addpolicy_fix_bootstrap.py").read_text()
-    tuples = [
-        node
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Tuple)
-        and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts)
-        and "off" in [e.value for e in node.elts]
-    ]  # type: ignore[attr-defined]
-    assert len(tuples) == 1
-    assert {e.value for e in tuples[0].elts} == set(_install.OFF_VALUES)  # type: ignore[attr-defined]
+def test_start_up_hook_is_generated_from_the_same_source_as_the_worker_hook() -> None:
+    """The .pth line runs ``_arm`` (minus the worker setup hook), so both arm alike."""
+    sys.path.insert(0, str(ROOT / "bootstrap"))
+    try:
+        import make_pth
+    finally:
+        sys.path.remove(str(ROOT / "bootstrap"))
+    line = make_pth.pth_line()
+    assert "def arm()" in line and "worker_setup_hook" not in line
+    assert set(_install.OFF_VALUES) == set(_arm.OFF_VALUES)
 
 
 @needs_pth
@@ -109,8 +107,16 @@ def test_doctor_when_active() -> None:
     assert done.returncode == 0 and diagnosis["exit_code"] == 0  # in effect
     assert diagnosis["pth_path"] == str(PTH) and diagnosis["pth_would_fire"]
     assert diagnosis["auto_activates"] is True and diagnosis["active_here"] is True
+    assert diagnosis["actor_gets_fix"] is True  # a real Ray actor, as a Tune trial
     assert diagnosis["wrapped_here"] == defined_targets()
     assert diagnosis["verdict"].startswith("OK")
+
+
+def test_doctor_fails_when_a_ray_actor_would_run_without_the_fix() -> None:
+    diagnosis = _doctor.diagnose(probe=False)
+    diagnosis.auto_activates, diagnosis.actor_gets_fix = True, False
+    verdict = _doctor._verdict(diagnosis)
+    assert verdict.startswith("PARTLY") and "Ray actor" in verdict and "install" in verdict
 
 
 @needs_pth

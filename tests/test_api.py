@@ -39,8 +39,8 @@ def rllib_attributes() -> dict[str, object]:
     assert version is not None
     found = {}
     for target in _patch_table.defined(version):
-        owner = getattr(importlib.import_module(target.module), target.owner)
-        found[target.name] = vars(owner)[target.attribute]
+        holder = target.holder(importlib.import_module(target.module))
+        found[target.name] = vars(holder)[target.attribute]
     return found
 
 

@@ -213,6 +213,19 @@ def test_broadcasts_are_targeted_blocking_and_skip_unchanged_iterations(
     assert len(puts) == 1
     assert fix.verify(algo).consistent
 
+    # Nothing changed: one check of what is pending per iteration, not one before each of the
+    # remote calls RLlib makes in it (about ten per PPO iteration).
+    checks: list[str] = []
+    real_pending = _tracking.GroupRecord.pending
+
+    def pending(record: _tracking.GroupRecord) -> list[str]:
+        checks.append(_compat.group_role(record.group))
+        return real_pending(record)
+
+    monkeypatch.setattr(_tracking.GroupRecord, "pending", pending)
+    algo.train()
+    assert checks == ["training"], checks
+
 
 def test_shim_code_on_remote_workers_reports_errors_instead_of_raising(build: Any) -> None:
     algo = build(helpers.ppo_config())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,71 @@ def test_league_is_consistent_with_tune_run_of_a_ppo_subclass(probe: type, tmp_p
     expect_consistent_league(probe, trial.last_result)
 
 
+def failing_league(probe: type) -> type:
+    if probe is helpers.LeagueProbe:
+        return helpers.LeagueThatFailsOnce
+    return helpers.LeagueThatFailsOnceWithoutShim
+
+
+def restorable_run_config(tmp_path: Path, max_failures: int) -> Any:
+    if os.path.exists(helpers.FAILED_ONCE_MARKER):
+        os.remove(helpers.FAILED_ONCE_MARKER)
+    return helpers.run_config(
+        name="league",
+        stop={"training_iteration": ITERATIONS},
+        storage_path=str(tmp_path),
+        verbose=0,
+        checkpoint_config=helpers.tune_class("CheckpointConfig")(checkpoint_frequency=1),
+        failure_config=helpers.tune_class("FailureConfig")(max_failures=max_failures),
+    )
+
+
+def expect_restored_league(probe: type, results: Any) -> None:
+    (result,) = list(results)
+    assert result.error is None, result.error
+    assert os.path.exists(helpers.FAILED_ONCE_MARKER)  # it did fail once, and was restored
+    os.remove(helpers.FAILED_ONCE_MARKER)
+    assert result.metrics["league_snapshots"] == ITERATIONS
+    expect_consistent_league(probe, result.metrics)
+
+
+@ENDS_ONLY
+def test_league_is_consistent_in_a_tune_trial_restored_after_a_failure(
+    probe: type, tmp_path: Path
+) -> None:
+    """``FailureConfig(max_failures=1)``: the trial fails once after adding its second snapshot
+    and is restored from the checkpoint that holds the first; the restored snapshot and those
+    added after the restore match the driver on every remote worker."""
+    from ray.rllib.algorithms.ppo import PPO
+
+    results = tune.Tuner(
+        PPO,
+        param_space=helpers.ppo_config(callbacks=failing_league(probe)),
+        run_config=restorable_run_config(tmp_path, max_failures=1),
+    ).fit()
+    expect_restored_league(probe, results)
+
+
+@ENDS_ONLY
+def test_league_is_consistent_in_an_experiment_resumed_with_tuner_restore(
+    probe: type, tmp_path: Path
+) -> None:
+    """The same trial with no retries errors out; ``Tuner.restore(..., resume_errored=True)``
+    resumes it from its last checkpoint, snapshots included."""
+    from ray.rllib.algorithms.ppo import PPO
+
+    (errored,) = list(
+        tune.Tuner(
+            PPO,
+            param_space=helpers.ppo_config(callbacks=failing_league(probe)),
+            run_config=restorable_run_config(tmp_path, max_failures=0),
+        ).fit()
+    )
+    assert errored.error is not None
+    restored = tune.Tuner.restore(str(tmp_path / "league"), trainable=PPO, resume_errored=True)
+    expect_restored_league(probe, restored.fit())
+
+
 def train_in_actor(probe: type, actor: Any) -> None:
     try:
         for _ in range(ITERATIONS):
@@ -165,3 +231,39 @@ def test_league_is_consistent_in_a_ray_remote_algorithm(probe: type) -> None:
 @ENDS_ONLY
 def test_league_is_consistent_in_a_users_own_actor(probe: type) -> None:
     train_in_actor(probe, ray.remote(helpers.LeagueRunner).remote(league_config(probe)))
+
+
+@pytest.mark.skipif(RAY != NEWEST, reason="runs on the newest tested Ray")
+def test_function_trainable_and_new_stack_trials_run_as_without_the_shim(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    """Bad input for the shim: a Tune trainable that is a function, and a trial on RLlib's new
+    API stack (this Ray's default). Both run as they would without it; the new-stack trial's
+    results carry none of the shim's figures."""
+    from ray.rllib.algorithms.ppo import PPO, PPOConfig
+
+    (scored,) = list(
+        tune.Tuner(
+            helpers.function_trainable,
+            param_space={"x": 21},
+            run_config=helpers.run_config(storage_path=str(tmp_path), verbose=0),
+        ).fit()
+    )
+    assert scored.error is None and scored.metrics["score"] == 42
+    new_stack = (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_env_runners=0)
+        .training(train_batch_size=200, minibatch_size=100, num_epochs=1)
+    )
+    (trial,) = list(
+        tune.Tuner(
+            PPO,
+            param_space=new_stack,
+            run_config=helpers.run_config(
+                stop={"training_iteration": 1}, storage_path=str(tmp_path), verbose=0
+            ),
+        ).fit()
+    )
+    assert trial.error is None, trial.error
+    assert fix.RESULT_KEY not in trial.metrics

@@ -24,6 +24,13 @@ from .groups import (
     training_group,
     uses_old_stack,
 )
+from .jobs import (
+    PY_MODULES_FIELD,
+    SETUP_HOOK_FIELD,
+    is_driver,
+    runs_setup_hooks,
+    submitted_job_runtime_env,
+)
 from .policies import (
     loaded_policy,
     loaded_policy_in_map,
@@ -48,6 +55,8 @@ from .workers import (
 
 __all__ = [
     "PROBE_TIMEOUT_SETTINGS",
+    "PY_MODULES_FIELD",
+    "SETUP_HOOK_FIELD",
     "SUPPORTED_RAY",
     "SYNC_SOURCE_KWARGS",
     "TIMEOUT_ENV_VAR",
@@ -62,6 +71,7 @@ __all__ = [
     "groups",
     "groups_receiving_add",
     "installed_ray_version",
+    "is_driver",
     "is_policy_to_train",
     "loaded_policy",
     "loaded_policy_in_map",
@@ -73,8 +83,10 @@ __all__ = [
     "ppo_batch_kwargs",
     "ray_supported",
     "remote_timeout_s",
+    "runs_setup_hooks",
     "signature",
     "stashed_state_ref",
+    "submitted_job_runtime_env",
     "sync_weights_source",
     "take_out_of_service",
     "tolerates_worker_failures",
