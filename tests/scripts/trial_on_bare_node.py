@@ -11,6 +11,7 @@ them), to show it still applies. Prints one JSON line with the trial's last resu
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -44,6 +45,8 @@ def remote_weights(algorithm: Any, policy_ids: list[str]) -> list[dict[str, Any]
     group = getattr(algorithm, "env_runner_group", None) or algorithm.workers
     if hasattr(group, "foreach_env_runner"):
         return list(group.foreach_env_runner(fetch, local_env_runner=False))
+    if "local_env_runner" in inspect.signature(group.foreach_worker).parameters:  # 2.40
+        return list(group.foreach_worker(fetch, local_env_runner=False))
     return list(group.foreach_worker(fetch, local_worker=False))
 
 
@@ -123,7 +126,10 @@ def main(mode: str) -> None:
                 "users_env_var",
             )
         }
-        figures["head_node"] = ray.get_runtime_context().get_node_id()
+        # The only node with CPUs (with two nodes on one IP, the driver may attach to either).
+        (figures["bare_node"],) = [
+            node["NodeID"] for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU")
+        ]
         print(json.dumps(figures))
     finally:
         ray.shutdown()
