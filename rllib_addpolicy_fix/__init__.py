@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._deferred import RemoteAddError
 from ._faults import WorkerTimeoutError
 from ._install import install, is_installed, uninstall
 from ._verify import (
@@ -29,6 +30,7 @@ __all__ = [
     "ConsistencyReport",
     "InconsistentWeightsError",
     "PolicyCheck",
+    "RemoteAddError",
     "SyncSummary",
     "WorkerTimeoutError",
     "__version__",

@@ -4,25 +4,28 @@ state, in the remote ``add_policy`` call itself, and a failed add is undone ever
 * ``Algorithm.add_policy``: refuses an id that any of the algorithm's worker sets already has
   *before* anything is added (RLlib would add to the training set, then fail on the evaluation
   set), and rolls back what a failed call added.
-* ``<worker set>.add_policy``: the remote ``add_policy`` calls carry the driver's state as one
-  object-store ref: the caller's ``policy_state`` if given, else the state of the policy the
-  driver just built (RLlib sends ``None``, so every remote worker kept its own random init).
-  A callable ``policies_to_train`` (RLlib's set calls ``list()`` on it) is applied afterwards.
-* ``RolloutWorker.add_policy`` (driver only): fills that deferred state right after the driver
-  built the policy, before the remote calls are pickled.
+* ``<worker set>.add_policy``: RLlib builds the policy on the set's driver-side worker; the
+  remote half is held and sent, with the driver's state of that moment, when the remote workers
+  are next used (``_deferred``: RLlib sent ``policy_state=None`` right away, so every remote
+  worker kept its own random init, and a driver-side copy after the add never reached them). A
+  callable ``policies_to_train`` (RLlib's set calls ``list()`` on it) is applied afterwards.
+* ``RolloutWorker.add_policy`` (any process with the shim): ``on_create_policy`` runs for the
+  new policy only, as RLlib documents it, not for every policy in the map (which loaded every
+  policy the LRU cache had stashed, on every add).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import _compat, _faults, _iteration, _remote, _rollback, _tracking
+from . import _compat, _deferred, _faults, _iteration, _remote, _rollback, _tracking
 from ._guard import bind, on_old_stack, own_work
-from ._state import SharedPolicyState, fresh_policy_state
+from ._state import current_policy_state
 
 logger = logging.getLogger("rllib_addpolicy_fix")
 
@@ -72,8 +75,13 @@ class _GroupAdd:
     record: _tracking.GroupRecord
     policy_id: str
     was_absent: bool
-    shared: SharedPolicyState | None = None
+    #: The state the set's driver-side copy starts from (the evaluation set: the training
+    #: driver's), else None.
+    shared: dict[str, Any] | None = None
     policies_to_train: Callable[..., Any] | None = None  # a callable, applied afterwards
+    #: Whether the remote half may be held (``_deferred``): the set has remote workers and a
+    #: driver-side worker that will hold the policy to send from.
+    holds_remote_half: bool = False
 
 
 def group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
@@ -90,15 +98,25 @@ def group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
             raise refusal
         if plan is None:
             return wrapped(*args, **kwargs)
+        holding: contextlib.AbstractContextManager[dict[str, Any]] = (
+            _deferred.holding(group, plan.policy_id)
+            if plan.holds_remote_half
+            else contextlib.nullcontext({})
+        )
         try:
-            result = wrapped(*args, **call_kwargs)
+            with holding as held:
+                result = wrapped(*args, **call_kwargs)
         except BaseException:
             if plan.was_absent:  # a duplicate id fails before adding anything: leave it alone
                 with own_work("undoing a failed add"):
                     _rollback.undo_add(group, plan.policy_id)
             raise
         with own_work("recording the added policy"):
-            if plan.shared is None or not plan.shared.pending:
+            # A held add is sent, with the driver's state then, when the workers are next used.
+            # Unheld, the remote copies got the state RLlib sent (or there are none); without
+            # one, they start from their own init, and the next pre-use broadcast corrects them.
+            sent_by_rllib = plan.shared is not None or not _compat.num_remote_workers(group)
+            if "kwargs" not in held and sent_by_rllib:
                 plan.record.mark_delivered([plan.policy_id])
             if plan.policies_to_train is not None:
                 _set_policies_to_train(group, plan.policies_to_train)
@@ -118,14 +136,10 @@ def _plan_group_add(
     record = _tracking.record_for(group)
     truth, own = record.truth(), _compat.local_worker(group)
     shared = None
-    if _compat.num_remote_workers(group) and arguments.get("policy") is None:
-        if arguments.get("policy_state") is not None:
-            shared = SharedPolicyState(arguments["policy_state"])
-        elif truth is not None and truth is not own and policy_id in truth.policy_map:
-            shared = SharedPolicyState(fresh_policy_state(truth.policy_map[policy_id]))
-        elif own is not None:
-            shared = SharedPolicyState(deferred=True)
-    if shared is not None:
+    from_truth = truth is not None and truth is not own and policy_id in truth.policy_map
+    if from_truth and arguments.get("policy") is None and arguments.get("policy_state") is None:
+        # The evaluation set takes the training driver's policy: its driver-side copy too.
+        shared = current_policy_state(truth, policy_id)[1]
         kwargs = dict(kwargs, policy_state=shared)
     plan = _GroupAdd(
         record,
@@ -133,6 +147,8 @@ def _plan_group_add(
         was_absent=bool(_rollback.absent_from({"group": group}, policy_id)),
         shared=shared,
         policies_to_train=to_train if callable(to_train) else None,
+        holds_remote_half=bool(_compat.num_remote_workers(group))
+        and (own is not None or from_truth),
     )
     return plan, None, kwargs
 
@@ -179,14 +195,10 @@ def _set_policies_to_train(group: Any, policies_to_train: Callable[..., Any]) ->
 
 
 def worker_add_policy(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> Any:
-    state = kwargs.get("policy_state")
-    if not isinstance(state, SharedPolicyState) or not state.deferred:
+    limit: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    with own_work("limiting on_create_policy to the new policy"):
+        arguments = bind(wrapped, args, kwargs)
+        if arguments is not None and arguments.get("policy_id") is not None:
+            limit = _remote.only_new_policy_callbacks(worker, arguments["policy_id"])
+    with limit:
         return wrapped(*args, **kwargs)
-    # Only the shim passes a deferred state: RLlib builds the policy without it, and the shim
-    # fills it from the new policy before the remote calls are pickled. Unfilled, the remote
-    # calls get ``None``, RLlib's own default.
-    result = wrapped(*args, **dict(kwargs, policy_state=None))
-    with own_work("reading the new policy's initial state"):
-        policy_id = _compat.bind(wrapped, args, kwargs)["policy_id"]
-        state.put(fresh_policy_state(worker.policy_map[policy_id]))
-    return result

@@ -14,7 +14,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from . import _compat, _faults, _iteration, _remote, _stamps, _tracking
+from . import _compat, _deferred, _faults, _iteration, _remote, _stamps, _tracking
 from ._state import state_nbytes
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ def push_before_use(group: Any) -> list[str]:
     with _tracking.held():
         record = _tracking.record_for(group)
         record.uses += 1
+        _deferred.send_held_adds(group)
         if _iteration.found_current(record):
             return []
         sent = push_pending(group, skip=left_to_rllib(record))
@@ -67,9 +68,11 @@ def left_to_rllib(record: _tracking.GroupRecord) -> list[str]:
 
 
 def push_pending(group: Any, skip: Collection[str] = ()) -> list[str]:
-    """Send every pending change of ``group`` (but those of ``skip``); returns the ids sent."""
+    """Send every pending change of ``group`` (but those of ``skip``), held adds first; returns
+    the ids sent."""
     with _tracking.held():
         record = _tracking.record_for(group)
+        added = _deferred.send_held_adds(group)
         policy_ids = [policy_id for policy_id in record.pending() if policy_id not in skip]
         own = _compat.local_worker(group)
         if not _compat.num_remote_workers(group) and (own is None or own is record.truth()):
@@ -78,7 +81,7 @@ def push_pending(group: Any, skip: Collection[str] = ()) -> list[str]:
             return []
         if policy_ids:
             broadcast(record, policy_ids)
-        return policy_ids
+        return added + policy_ids
 
 
 def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:

@@ -8,6 +8,7 @@ exception escaping a function run through ``foreach_worker`` kills the RolloutWo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -16,21 +17,104 @@ from typing import Any
 logger = logging.getLogger("rllib_addpolicy_fix.remote")
 
 
-def resolve_state(state_ref: Any) -> Any:
-    """Unpickling hook for a policy state sent as an object-store ref: the remote ``add_policy``
-    receives the state itself. On failure it receives None, which is RLlib's own default."""
+@contextlib.contextmanager
+def only_new_policy_callbacks(worker: Any, policy_id: str) -> Iterator[None]:
+    """While ``worker.add_policy(policy_id, ...)`` runs, RLlib's ``on_create_policy`` loop
+    calls the callback for the new policy only, as RLlib documents it, instead of for every
+    policy in the map: that loop loads each policy evicted from the LRU policy cache
+    (``Policy.from_state``) and evicts others, so an add cost O(league size) once the league
+    outgrew the cache. An instance attribute shadows the class method for this one call, so it
+    works on a worker that has not installed the shim."""
+    shadowing = "_call_callbacks_on_create_policy"
+
+    def call_for_the_new_policy() -> None:
+        worker.callbacks.on_create_policy(policy_id=policy_id, policy=worker.policy_map[policy_id])
+
+    installed = False
+    try:
+        if shadowing not in vars(worker):
+            vars(worker)[shadowing] = call_for_the_new_policy
+            installed = True
+    except Exception:  # noqa: BLE001 - RLlib's own loop then runs, as without the shim
+        logger.exception("rllib_addpolicy_fix: could not limit on_create_policy to %r", policy_id)
+    try:
+        yield
+    finally:
+        if installed:
+            vars(worker).pop(shadowing, None)
+
+
+def add_policies(
+    worker: Any, adds: list[tuple[str, dict[str, Any]]], states_ref: Any
+) -> dict[str, Any]:
+    """The remote half of adds the driver held until the workers were next used: for each
+    ``(policy_id, add_policy kwargs)``, ``worker.add_policy(**kwargs)`` with the driver's state
+    of that moment (``states_ref``: ``{policy_id: state}``, put once for every worker). A policy
+    the worker already has (a worker RLlib restored from the driver's state meanwhile) only
+    takes the state.
+
+    Returns ``{"added": [...], "errors": {policy_id: str}}``; a policy that failed to build is
+    not left half-added here.
+    """
+    added: list[str] = []
+    errors: dict[str, str] = {}
     try:
         import ray
 
-        return ray.get(state_ref)
-    except Exception:  # noqa: BLE001 - must not raise inside a RolloutWorker
-        logger.exception("rllib_addpolicy_fix: could not fetch the added policy's state")
-        return None
+        states = ray.get(states_ref)
+    except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker
+        logger.exception("rllib_addpolicy_fix: could not fetch the added policies' states")
+        return {"added": added, "errors": {pid: repr(error) for pid, _ in adds}}
+    for policy_id, kwargs in adds:
+        try:
+            policy_map = worker.policy_map
+            if policy_id in policy_map:
+                set_policy_state(policy_map, policy_id, states[policy_id])
+            else:
+                with only_new_policy_callbacks(worker, policy_id):
+                    worker.add_policy(**dict(kwargs, policy_state=states[policy_id]))
+            added.append(policy_id)
+        except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker
+            logger.exception("rllib_addpolicy_fix: could not add policy %r", policy_id)
+            errors[policy_id] = f"{type(error).__name__}: {error}"
+            try:
+                if policy_id in worker.policy_map:
+                    worker.remove_policy(policy_id=policy_id)
+            except Exception:  # noqa: BLE001
+                logger.exception("rllib_addpolicy_fix: could not remove half-added %r", policy_id)
+    return {"added": added, "errors": errors}
+
+
+def set_policy_state(policy_map: Any, policy_id: str, state: dict[str, Any]) -> None:
+    """``policy_map[policy_id].set_state(state)``, or for a policy in the LRU cache's stash, the
+    stash replaced (see :func:`set_policy_weights`)."""
+    refs = stashed_refs(policy_map, policy_id)
+    if refs is None:
+        policy_map[policy_id].set_state(state)
+        return
+    import ray
+
+    stashed = dict(ray.get(refs[policy_id]))
+    stashed.update(state)
+    refs[policy_id] = ray.put(stashed)
+
+
+def stashed_refs(policy_map: Any, policy_id: str) -> dict[str, Any] | None:
+    """The LRU policy map's stash (``{policy_id: state ref}``) when ``policy_id`` is in it, not
+    in the cache; else None."""
+    cache = getattr(policy_map, "cache", None)
+    refs = getattr(policy_map, "_policy_state_refs", None)
+    if isinstance(cache, dict) and isinstance(refs, dict):
+        if policy_id not in cache and policy_id in refs:
+            return refs
+    return None
 
 
 def set_policy_weights(worker: Any, weights_ref: Any) -> dict[str, Any]:
     """Apply ``{policy_id: weights}`` (or an object-store ref to it) for the policies this
-    worker has.
+    worker has. A policy evicted from the worker's LRU policy cache is not loaded for it
+    (``Policy.from_state``, then another evicted): its stashed state takes the weights, and
+    RLlib loads it with them when it is next used.
 
     Returns ``{"applied": [...], "missing": [...], "error": str | None}``.
     """
@@ -42,11 +126,17 @@ def set_policy_weights(worker: Any, weights_ref: Any) -> dict[str, Any]:
         weights = ray.get(weights_ref) if isinstance(weights_ref, ray.ObjectRef) else weights_ref
         policy_map = worker.policy_map
         for policy_id, policy_weights in weights.items():
-            if policy_id in policy_map:
-                policy_map[policy_id].set_weights(policy_weights)
-                applied.append(policy_id)
-            else:
+            if policy_id not in policy_map:
                 missing.append(policy_id)
+                continue
+            refs = stashed_refs(policy_map, policy_id)
+            if refs is None:
+                policy_map[policy_id].set_weights(policy_weights)
+            else:
+                stashed = dict(ray.get(refs[policy_id]))
+                stashed["weights"] = policy_weights
+                refs[policy_id] = ray.put(stashed)
+            applied.append(policy_id)
         return {"applied": applied, "missing": missing, "error": None}
     except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker
         logger.exception("rllib_addpolicy_fix: could not apply broadcast weights")
@@ -84,7 +174,7 @@ def policy_weights(worker: Any, policy_ids: list[str] | None) -> dict[str, Any]:
         present = list(policy_map.keys())
         for policy_id in present if policy_ids is None else policy_ids:
             if policy_id in policy_map:
-                weights[policy_id] = policy_map[policy_id].get_weights()
+                weights[policy_id] = read_weights(policy_map, policy_id)
         return {"weights": weights, "policy_ids": present, "error": None}
     except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker
         logger.exception("rllib_addpolicy_fix: could not read weights for verify()")
@@ -98,13 +188,23 @@ def policy_digests(worker: Any, policy_ids: list[str]) -> dict[str, str]:
     try:
         policy_map = worker.policy_map
         return {
-            policy_id: weights_digest(policy_map[policy_id].get_weights())
+            policy_id: weights_digest(read_weights(policy_map, policy_id))
             for policy_id in policy_ids
             if policy_id in policy_map
         }
     except Exception:  # noqa: BLE001 - must not raise inside a RolloutWorker
         logger.exception("rllib_addpolicy_fix: could not digest policy weights")
         return {}
+
+
+def read_weights(policy_map: Any, policy_id: str) -> Any:
+    """A policy's weights, read from the LRU cache's stash if it is there, never loaded."""
+    refs = stashed_refs(policy_map, policy_id)
+    if refs is None:
+        return policy_map[policy_id].get_weights()
+    import ray
+
+    return ray.get(refs[policy_id])["weights"]
 
 
 def weights_digest(tree: Any) -> str:

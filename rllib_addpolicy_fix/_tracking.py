@@ -2,7 +2,7 @@
 
 For every worker set the shim keeps ``delivered[policy_id] = stamp``: the stamp the driver's
 policy had when its weights last reached that set's remote workers (by RLlib's own
-``sync_weights``, by the state the shim put into a remote ``add_policy``, or by a shim broadcast).
+``sync_weights``, by the state a held remote ``add_policy`` carried, or by a shim broadcast).
 A policy is *pending* when its current stamp differs. Stamps are cheap for torch policies (tensor
 version counters, no weight read) and a content digest for everything else.
 """
@@ -71,6 +71,9 @@ class GroupRecord:
         self._group = weakref.ref(group)
         self._truth: weakref.ReferenceType[Any] | None = None
         self.delivered: dict[str, Hashable] = {}
+        #: Adds whose remote half is held until the workers are next used (``_deferred``):
+        #: policy id -> RLlib's ``RolloutWorker.add_policy`` kwargs, in the order added.
+        self.held_adds: dict[str, dict[str, Any]] = {}
         self.baselined = False
         #: How often RLlib reached this set's remote workers through the wrapped calls.
         self.uses = 0
@@ -106,6 +109,8 @@ class GroupRecord:
             truth = self.truth()
             policy_ids = [pid for pid, source in sources.items() if source is truth]
         for policy_id in policy_ids:
+            if policy_id in self.held_adds:
+                continue  # not on the remote workers yet: the held add sends its state
             source = sources.get(policy_id)
             if source is None:
                 continue
@@ -122,7 +127,11 @@ class GroupRecord:
         A policy evicted from the driver's LRU cache is judged by its stash (see
         :meth:`before_stash`), never loaded here: loading would evict another one.
         """
-        sources = self.sources()
+        sources = {
+            policy_id: source
+            for policy_id, source in self.sources().items()
+            if policy_id not in self.held_adds  # the held add sends the state it has then
+        }
         changed = [
             policy_id for policy_id, source in sources.items() if self._changed(source, policy_id)
         ]
@@ -192,6 +201,7 @@ class GroupRecord:
 
     def forget(self, policy_id: str) -> None:
         self.delivered.pop(policy_id, None)
+        self.held_adds.pop(policy_id, None)
 
     def record_broadcast(self, policy_ids: list[str], nbytes: int, seconds: float) -> None:
         self.since_result.add(policy_ids, nbytes, seconds)
@@ -226,6 +236,11 @@ def record_for(group: Any) -> GroupRecord:
 
 def existing_record(group: Any) -> GroupRecord | None:
     return _records.get(group)
+
+
+def all_records() -> list[GroupRecord]:
+    with LOCK:
+        return list(_records.values())
 
 
 def records_for_truth_map(policy_map: Any) -> list[GroupRecord]:

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import _compat, _remote, _tracking
+from . import _compat, _faults, _remote, _tracking
 from ._remote import leaves
+from ._stamps import current_weights
 
 EQUAL, DIFFERS, MISSING, EXTRA, ERROR = "equal", "differs", "missing", "extra", "error"
 #: Differences that are not a bug: a change the shim sends before the workers next sample; a
@@ -138,10 +139,16 @@ def verify(
     are, unless ``send_pending`` asks to send what is pending first (``sync(algo)``)."""
     from . import _install
 
-    if send_pending and _install.is_installed():
-        from . import _broadcast
+    if _install.is_installed():
+        from . import _broadcast, _deferred
 
-        _broadcast.push_everything(algo)
+        if send_pending:
+            _broadcast.push_everything(algo)
+        for group in _compat.groups(algo).values():  # an add is not done before they have it
+            try:
+                _deferred.send_held_adds(group)
+            except _faults.WorkerFault as fault:
+                raise fault.error from None
     truth = _compat.local_worker(_compat.training_group(algo))
     every_policy = policy_ids is None
     requested = None if policy_ids is None else list(policy_ids)
@@ -154,7 +161,7 @@ def verify(
         for pid in expected:
             key = (id(sources[pid]), pid)
             if key not in flattened:
-                flattened[key] = _flatten(sources[pid].policy_map[pid].get_weights())
+                flattened[key] = _flatten(current_weights(sources[pid], pid)[1])  # stash not loaded
             driver[pid] = flattened[key]
         excused = _excused(group)
         read = functools.partial(_remote.policy_weights, policy_ids=expected)

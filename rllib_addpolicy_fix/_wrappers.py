@@ -1,7 +1,8 @@
 """The wrappers that keep remote workers current between adds.
 
 * ``<worker set>.foreach_*`` (every way RLlib reaches a set's remote workers): before the call,
-  one blocking, bounded broadcast of the policies whose driver weights changed
+  the held remote halves of adds (``_deferred``), then one blocking, bounded broadcast of the
+  policies whose driver weights changed
   (``set_weights``/``set_state`` after an add, ``algo.set_weights``, snapshots refreshed in
   callbacks). Policies RLlib keeps current itself are left to it.
 * ``<worker set>.sync_weights``: records what RLlib's own syncs delivered, so the shim never
@@ -20,7 +21,7 @@ import logging
 import weakref
 from typing import Any
 
-from . import _broadcast, _busy, _compat, _iteration, _tracking
+from . import _broadcast, _busy, _compat, _deferred, _iteration, _tracking
 from ._guard import bind, on_old_stack, own_work, warn_once
 
 logger = logging.getLogger("rllib_addpolicy_fix")
@@ -30,6 +31,9 @@ RESULT_KEY = "rllib_addpolicy_fix"
 
 
 def group_sync_weights(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
+    if not _busy.busy_here():
+        with own_work("sending the held adds before RLlib's sync_weights"):
+            _deferred.send_held_adds(group)  # RLlib's sync may name the new policies
     with _tracking.held():  # RLlib's own sync reaches the workers: push nothing before it
         result = wrapped(*args, **kwargs)
         with own_work("recording what RLlib's sync_weights delivered"):
@@ -49,13 +53,16 @@ def group_sync_weights(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
 
 def group_remote_call(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
     """Before RLlib reaches a set's remote workers for anything (sampling, evaluation, weight
-    pushes, restores), the policies whose driver weights changed go out, blocking.
+    pushes, restores), held adds and the policies whose driver weights changed go out,
+    blocking. RLlib's own remote half of an add is held here instead of run (``_deferred``).
 
     This is the per-iteration broadcast. It lives on the worker set, not on ``Algorithm.step``,
     because Ray copies an Algorithm's methods into the actor class of a Tune trial or
     ``ray.remote(PPO)``, where a wrapper on ``Algorithm`` may never run; the worker set is
     imported and used in whichever process hosts the Algorithm.
     """
+    if _deferred.hold(group, _compat.called_function(args, kwargs)):
+        return []  # the remote half of an add: sent when the workers are next used
     if not _busy.busy_here():  # not the shim's own call, nor inside a sync or an add
         with own_work("the broadcast before the remote workers are used"):
             if _compat.group_uses_old_stack(group):

@@ -18,8 +18,9 @@ from . import _compat, game, verify
 from ._install import install, uninstall
 
 
-def copy_weights(algo: Any, dst_policy_name: str) -> None:
-    """The seed script's snapshot function, unedited."""
+def copy_weights(algo: Any, dst_policy_name: str, **add_options: Any) -> None:
+    """The seed script's snapshot function, unedited (``add_options``, e.g. a new
+    ``policy_mapping_fn``, go to ``add_policy``)."""
     src = algo.get_policy("main")
     algo.add_policy(
         dst_policy_name,
@@ -27,6 +28,7 @@ def copy_weights(algo: Any, dst_policy_name: str) -> None:
         observation_space=src.observation_space,
         action_space=src.action_space,
         config=getattr(src, "config", {}).copy(),
+        **add_options,
     )
     algo.get_policy(dst_policy_name).set_weights(src.get_weights())
 
@@ -42,20 +44,10 @@ class PhaseOutcome:
     lines: list[str] = field(default_factory=list)
 
 
-def build_league(
-    num_workers: int,
-    *,
-    hidden: tuple[int, ...] = (32, 32),
-    train_batch_size: int = 200,
-    policy_map_capacity: int = 100,
-) -> Any:
-    """PPO (legacy stack, torch) on the shipped game: "main" trains against league snapshots."""
-    return league_config(
-        num_workers,
-        hidden=hidden,
-        train_batch_size=train_batch_size,
-        policy_map_capacity=policy_map_capacity,
-    ).build()
+def build_league(num_workers: int, **options: Any) -> Any:
+    """PPO (legacy stack, torch) on the shipped game: "main" trains against league snapshots;
+    ``options`` are :func:`league_config`'s."""
+    return league_config(num_workers, **options).build()
 
 
 def league_config(
@@ -65,7 +57,7 @@ def league_config(
     train_batch_size: int = 200,
     policy_map_capacity: int = 100,
 ) -> Any:
-    """The config :func:`build_league` builds (for a Tune trial, which builds it itself)."""
+    """The league's config (a Tune trial builds it itself)."""
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.policy.policy import PolicySpec
 

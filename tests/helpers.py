@@ -419,3 +419,60 @@ def add_held_snapshot(algo: Any, policy_id: str) -> None:
         config=getattr(src, "config", {}).copy(),
     )
     algo.get_policy(policy_id).set_weights(src.get_weights())
+
+
+# League scale: the policy cache, on_create_policy and rebuilds from the stash, per process.
+
+
+def _process_counters() -> dict[str, Any]:
+    """Counters kept in this process on a module every process has imported (this module is
+    pickled by value, so its own globals are not shared between calls)."""
+    import ray.rllib
+
+    counters: dict[str, Any] | None = getattr(ray.rllib, "_rllib_addpolicy_fix_tests", None)
+    if counters is None:
+        counters = {"created": [], "rebuilt": 0}
+        ray.rllib._rllib_addpolicy_fix_tests = counters  # type: ignore[attr-defined]
+    return counters
+
+
+class CountsCreatedPolicies(DefaultCallbacks):  # type: ignore[misc]
+    """Records every ``on_create_policy`` call of the process it runs in."""
+
+    def on_create_policy(self, *, policy_id: str, policy: Any) -> None:
+        _process_counters()["created"].append(policy_id)
+
+
+def count_rebuilds(worker: Any = None) -> dict[str, Any]:
+    """Start counting ``Policy.from_state`` (the LRU policy cache rebuilding a stashed policy)
+    in this process, and reset the counters; returns them."""
+    counters = _process_counters()
+    if not getattr(Policy.from_state, "_counted", False):
+        rebuild = Policy.from_state
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            _process_counters()["rebuilt"] += 1
+            return rebuild(*args, **kwargs)
+
+        counted._counted = True  # type: ignore[attr-defined]
+        Policy.from_state = staticmethod(counted)
+    counters["created"] = []
+    counters["rebuilt"] = 0
+    return dict(counters)
+
+
+def counters(worker: Any = None) -> dict[str, Any]:
+    counters = _process_counters()
+    return {"created": list(counters["created"]), "rebuilt": counters["rebuilt"]}
+
+
+_TEST_PROCESS = os.getpid()  # pickled with the class below: the driver's pid on every worker
+
+
+class BuildsOnTheDriverOnly(PPOTorchPolicy):  # type: ignore[misc]
+    """PPO's torch policy, which fails to build anywhere but in the test process."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if os.getpid() != _TEST_PROCESS:
+            raise ValueError("this policy cannot be built on a remote worker")
+        super().__init__(*args, **kwargs)

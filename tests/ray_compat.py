@@ -84,3 +84,24 @@ def add_to_one_set_kwargs(role: str) -> dict[str, bool] | None:
             "add_to_eval_env_runners": role == "evaluation",
         }
     return {"evaluation_workers": False} if role == "training" else None
+
+
+def foreach_remote_worker(group: Any, func: Any) -> list[Any]:
+    """``func`` on every remote worker through the worker set's own ``foreach_*``, as a script
+    calls it (so the shim's pre-use work runs first), whatever the release names it."""
+    import inspect
+
+    if hasattr(group, "foreach_env_runner"):
+        return list(group.foreach_env_runner(func, local_env_runner=False))
+    if "local_env_runner" in inspect.signature(group.foreach_worker).parameters:  # 2.40
+        return list(group.foreach_worker(func, local_env_runner=False))
+    return list(group.foreach_worker(func, local_worker=False))
+
+
+def shim_modes(control_runs_here: bool, where: str) -> list[Any]:
+    """Fixture params: "installed", and the control "uninstalled" (RLlib alone) where
+    ``control_runs_here``."""
+    import pytest
+
+    control = pytest.mark.skipif(not control_runs_here, reason=f"the control runs on {where}")
+    return ["installed", pytest.param("uninstalled", marks=control)]

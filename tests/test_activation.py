@@ -170,7 +170,8 @@ def test_doctor_when_ray_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize("workers", ["off", "on"])
 def test_fix_is_driver_only_on_a_two_node_cluster(workers: str) -> None:
     """Remote workers on a second node, with the shim disabled there (nothing of the package is
-    even imported) or active: the same consistent result, and no extra broadcasts."""
+    even imported) or active: the same consistent result, no extra broadcasts, and adds past
+    the policy cache that rebuild nothing there."""
     facts = last_json(run([sys.executable, str(SCRIPTS / "cluster_league.py"), workers]))
     assert facts["consistent"] and facts["max_abs_diff"] == 0.0
     assert facts["worker_nodes"] and facts["driver_node"] not in facts["worker_nodes"]
@@ -178,7 +179,11 @@ def test_fix_is_driver_only_on_a_two_node_cluster(workers: str) -> None:
         assert facts["worker_shim_modules"] == [[], []]
     else:
         assert facts["worker_shim_active"] == [True, True]
-    assert (facts["broadcasts"], facts["policies_broadcast"]) == (4, 4)  # same in both modes
+    assert (facts["broadcasts"], facts["policies_broadcast"]) == (5, 5)  # same in both modes
+    # Adds past the policy cache: on_create_policy for the new policy only, nothing rebuilt
+    # from the stash, on workers that have nothing of the package.
+    assert facts["created_in_adds"] == [["main_v1", "main_v2", "main_v3"]] * 2, facts
+    assert facts["rebuilt_in_adds"] == [0, 0], facts
 
 
 @newest_ray_only

@@ -32,7 +32,9 @@ def policy_sets_agree(algo: Any) -> bool:
     for group in _compat.groups(algo).values():
         own = _compat.local_worker(group) or truth
         expected = set(_compat.policy_ids(own))
-        remote = [set(ids) for _, ids in _compat.foreach_remote(group, helpers.policy_ids_of)]
+        remote = [
+            set(ids) for ids in ray_compat.foreach_remote_worker(group, helpers.policy_ids_of)
+        ]
         if any(ids != expected for ids in remote):
             return False
     return True

@@ -47,6 +47,8 @@ def test_a_policy_only_the_evaluation_set_has_reaches_its_workers_after_a_driver
         **kwargs,
     )
     scout = _compat.local_worker(_compat.evaluation_group(algo)).policy_map["scout"]
+    if shim.active:  # verify() uses the workers: the add reaches them first
+        assert statuses(fix.verify(algo), "scout") == {"evaluation": {"equal"}}
     scout.set_weights(main.get_weights())  # the driver-side copy, where the set keeps it
 
     if shim.active:  # pending, not a bug, and compared with the set's own driver copy
@@ -67,7 +69,10 @@ def test_verify_fails_only_on_diverged_copies_not_on_pending_or_lagging_ones(
 ) -> None:
     algo = build(helpers.ppo_config(evaluation_workers=1))
     algo.train()
-    helpers.copy_weights(algo, "snap1")  # pending on both sets
+    helpers.copy_weights(algo, "snap1")
+    fix.verify(algo)  # with the shim, the add reaches both sets' workers first
+    snap1 = algo.get_policy("snap1")
+    snap1.set_weights(helpers.perturbed(snap1.get_weights(), 0.25))  # pending on both sets
     main = algo.get_policy("main")
     main.set_weights(helpers.perturbed(main.get_weights(), 0.25))  # as if trained again
 

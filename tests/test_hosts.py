@@ -40,17 +40,7 @@ ENDS_ONLY = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(
-    params=[
-        "installed",
-        pytest.param(
-            "uninstalled",
-            marks=pytest.mark.skipif(
-                RAY != NEWEST, reason="the control runs on the newest tested Ray"
-            ),
-        ),
-    ]
-)
+@pytest.fixture(params=ray_compat.shim_modes(RAY == NEWEST, "the newest tested Ray"))
 def probe(request: pytest.FixtureRequest, ray_session: Any) -> Iterator[type]:
     yield helpers.LeagueProbe if request.param == "installed" else helpers.LeagueProbeWithoutShim
 

@@ -9,7 +9,14 @@ visible on the object, feature detection decides and the specifier only document
 
 from __future__ import annotations
 
-from .calls import SYNC_SOURCE_KWARGS, bind, signature, sync_weights_source
+from .calls import (
+    SYNC_SOURCE_KWARGS,
+    bind,
+    called_function,
+    remote_add_kwargs,
+    signature,
+    sync_weights_source,
+)
 from .config import configure_old_stack, ppo_batch_kwargs, without_worker_restarts
 from .groups import (
     config_uses_old_stack,
@@ -62,6 +69,7 @@ __all__ = [
     "TIMEOUT_ENV_VAR",
     "Replies",
     "bind",
+    "called_function",
     "config_uses_old_stack",
     "configure_old_stack",
     "evaluation_group",
@@ -82,6 +90,7 @@ __all__ = [
     "policy_to_stash",
     "ppo_batch_kwargs",
     "ray_supported",
+    "remote_add_kwargs",
     "remote_timeout_s",
     "runs_setup_hooks",
     "signature",

@@ -43,3 +43,29 @@ def sync_weights_source(arguments: dict[str, Any]) -> Any:
         if arguments.get(name) is not None:
             return arguments[name]
     return None
+
+
+#: What RLlib's worker set ``add_policy`` runs on each remote worker (2.5 to 2.60 alike): a
+#: closure over the keyword arguments of ``RolloutWorker.add_policy``.
+REMOTE_ADD_FUNCTION = "_create_new_policy_fn"
+REMOTE_ADD_KWARGS = "new_policy_instance_kwargs"
+
+
+def remote_add_kwargs(func: Any) -> dict[str, Any] | None:
+    """The ``RolloutWorker.add_policy`` keyword arguments of RLlib's remote half of a worker
+    set's ``add_policy``, if ``func`` is that closure; else None."""
+    code = getattr(func, "__code__", None)
+    if code is None or code.co_name != REMOTE_ADD_FUNCTION:
+        return None
+    try:
+        cell = func.__closure__[code.co_freevars.index(REMOTE_ADD_KWARGS)]
+        kwargs = cell.cell_contents
+    except (TypeError, ValueError, IndexError):
+        return None
+    return dict(kwargs) if isinstance(kwargs, dict) else None
+
+
+def called_function(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The function a worker set's ``foreach_*`` call runs (its first parameter, ``func``, in
+    every release)."""
+    return args[0] if args else kwargs.get("func")

@@ -35,15 +35,25 @@ ray.init(
 for module in (helpers, game):
     ray.cloudpickle.register_pickle_by_value(module)
 try:
-    algo = helpers.ppo_config(custom_resources_per_worker={"second_node": 1}).build()
+    algo = helpers.ppo_config(
+        custom_resources_per_worker={"second_node": 1},
+        callbacks=helpers.CountsCreatedPolicies,
+        policy_map_capacity=2,
+    ).build()
     algo.train()
-    for snapshot in ("main_v1", "main_v2"):
+    group = _compat.training_group(algo)
+    _compat.foreach_remote(group, helpers.count_rebuilds)
+    # Past the policy cache of 2: each add stashes one policy on every worker, and rebuilds
+    # none from the stash, with or without the shim on the workers.
+    for snapshot in ("main_v1", "main_v2", "main_v3"):
         helpers.copy_weights(algo, snapshot)
+        fix.sync(algo)
+    adds = [counts for _, counts in _compat.foreach_remote(group, helpers.counters)]
+    for _ in range(2):
         algo.train()
     algo.get_policy("main_v1").set_weights(algo.get_policy("main").get_weights())
     algo.train()
     report = fix.verify(algo)
-    group = _compat.training_group(algo)
     facts = [f for _, f in _compat.foreach_remote(group, helpers.remote_facts)]
     lifetime = _tracking.record_for(group).lifetime
     print(
@@ -57,6 +67,8 @@ try:
                 "worker_shim_active": [f["shim_active"] for f in facts],
                 "broadcasts": lifetime.broadcasts,
                 "policies_broadcast": lifetime.policies_broadcast,
+                "created_in_adds": [counts["created"] for counts in adds],
+                "rebuilt_in_adds": [counts["rebuilt"] for counts in adds],
             }
         )
     )
