@@ -80,7 +80,9 @@ def send_held_adds(group: Any) -> list[str]:
     import ray
 
     with _tracking.held():
-        held, record.held_adds = record.held_adds, {}
+        # Held until the call has reached the workers: should the shim's own work fail before
+        # (it is logged), the next use sends them again; nothing is lost.
+        held = dict(record.held_adds)
         started = time.perf_counter()
         sources, own = record.sources(), _compat.local_worker(group)
         adds: list[tuple[str, dict[str, Any]]] = []
@@ -94,13 +96,15 @@ def send_held_adds(group: Any) -> list[str]:
             adds.append((policy_id, kwargs))
             if own is not None and own is not source:  # the evaluation set's own copy
                 _remote.set_policy_weights(own, {policy_id: states[policy_id]["weights"]})
-        if not adds:
-            return []
         replies = _compat.Replies()
-        if _compat.num_remote_workers(group):
+        if adds and _compat.num_remote_workers(group):
             states_ref = ray.put(states)
             send = functools.partial(_remote.add_policies, adds=adds, states_ref=states_ref)
             replies = _compat.foreach_remote(group, send)
+        for policy_id in held:
+            record.held_adds.pop(policy_id, None)
+        if not adds:
+            return []
         failures: dict[str, list[str]] = {}
         for worker_id, outcome in replies:
             for policy_id, error in (outcome.get("errors") or {}).items():

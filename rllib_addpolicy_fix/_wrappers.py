@@ -29,10 +29,13 @@ logger = logging.getLogger("rllib_addpolicy_fix")
 #: Key of the shim's figures in each ``train()`` result.
 RESULT_KEY = "rllib_addpolicy_fix"
 
+#: What the shim sends before RLlib uses a set's remote workers (held adds, then changed weights).
+PRE_USE_WORK = "the broadcast before the remote workers are used"
+
 
 def group_sync_weights(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
     if not _busy.busy_here():
-        with own_work("sending the held adds before RLlib's sync_weights"):
+        with own_work(PRE_USE_WORK):  # one warning, whichever call met the failure first
             _deferred.send_held_adds(group)  # RLlib's sync may name the new policies
     with _tracking.held():  # RLlib's own sync reaches the workers: push nothing before it
         result = wrapped(*args, **kwargs)
@@ -64,7 +67,7 @@ def group_remote_call(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
     if _deferred.hold(group, _compat.called_function(args, kwargs)):
         return []  # the remote half of an add: sent when the workers are next used
     if not _busy.busy_here():  # not the shim's own call, nor inside a sync or an add
-        with own_work("the broadcast before the remote workers are used"):
+        with own_work(PRE_USE_WORK):
             if _compat.group_uses_old_stack(group):
                 _broadcast.push_before_use(group)
     return wrapped(*args, **kwargs)

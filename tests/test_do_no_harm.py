@@ -11,7 +11,7 @@ import pytest
 
 import helpers
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _broadcast, _compat, _guard, _tracking
+from rllib_addpolicy_fix import _broadcast, _compat, _deferred, _guard, _tracking
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -68,6 +68,9 @@ def test_failing_broadcast_never_fails_train(
     assert fix.install()
     algo = build(helpers.ppo_config())
     helpers.copy_weights(algo, "snap1")
+    fix.sync(algo)  # the add reached the workers; the change below needs a broadcast
+    snap1 = algo.get_policy("snap1")
+    snap1.set_weights(helpers.perturbed(snap1.get_weights(), 0.1))
     monkeypatch.setattr(_broadcast, "broadcast", fail)
     caplog.set_level(logging.WARNING)
 
@@ -78,6 +81,23 @@ def test_failing_broadcast_never_fails_train(
     monkeypatch.undo()  # the next iteration delivers what the failed broadcast did not
     algo.train()
     assert fix.verify(algo, ["snap1"]).max_abs_diff("snap1") == 0.0
+
+
+def test_failing_held_add_never_fails_train_and_goes_out_at_the_next_use(
+    build: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert fix.install()
+    algo = build(helpers.ppo_config())
+    helpers.copy_weights(algo, "snap1")
+    monkeypatch.setattr(_deferred, "current_policy_state", fail)
+    caplog.set_level(logging.WARNING)
+
+    assert "info" in algo.train()
+    assert len(shim_warnings(caplog)) == 1
+    monkeypatch.undo()  # still held: the next use sends it
+    algo.train()
+    report = fix.verify(algo)
+    assert report.consistent and report.max_abs_diff("snap1") == 0.0, str(report)
 
 
 def test_refusals_the_shim_raises_on_purpose_still_raise(build: Any) -> None:
