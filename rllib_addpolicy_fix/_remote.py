@@ -91,11 +91,17 @@ def set_policy_state(policy_map: Any, policy_id: str, state: dict[str, Any]) -> 
     refs = stashed_refs(policy_map, policy_id)
     if refs is None:
         policy_map[policy_id].set_state(state)
-        return
+    else:
+        restash(refs, policy_id, state)
+
+
+def restash(refs: dict[str, Any], policy_id: str, update: dict[str, Any]) -> None:
+    """Replace a stashed policy's state in the LRU cache's stash by one with ``update`` applied:
+    RLlib rebuilds the policy from it when it is next used."""
     import ray
 
     stashed = dict(ray.get(refs[policy_id]))
-    stashed.update(state)
+    stashed.update(update)
     refs[policy_id] = ray.put(stashed)
 
 
@@ -133,9 +139,7 @@ def set_policy_weights(worker: Any, weights_ref: Any) -> dict[str, Any]:
             if refs is None:
                 policy_map[policy_id].set_weights(policy_weights)
             else:
-                stashed = dict(ray.get(refs[policy_id]))
-                stashed["weights"] = policy_weights
-                refs[policy_id] = ray.put(stashed)
+                restash(refs, policy_id, {"weights": policy_weights})
             applied.append(policy_id)
         return {"applied": applied, "missing": missing, "error": None}
     except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker
