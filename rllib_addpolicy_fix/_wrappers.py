@@ -38,9 +38,14 @@ def group_sync_weights(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
         with own_work(PRE_USE_WORK):  # one warning, whichever call met the failure first
             _deferred.send_held_adds(group)  # RLlib's sync may name the new policies
     with _tracking.held():  # RLlib's own sync reaches the workers: push nothing before it
-        result = wrapped(*args, **kwargs)
-        with own_work("recording what RLlib's sync_weights delivered"):
+        call_args, call_kwargs, synced = args, kwargs, None
+        with own_work("narrowing RLlib's evaluation sync to the policies that changed"):
             arguments = bind(wrapped, args, kwargs)
+            synced = _evaluation_sync(group, arguments)
+            if synced is not None:
+                call_args, call_kwargs = _compat.rebind(wrapped, args, kwargs, policies=synced)
+        result = wrapped(*call_args, **call_kwargs)
+        with own_work("recording what RLlib's sync_weights delivered"):
             if arguments is not None and _compat.group_uses_old_stack(group):
                 record = _tracking.record_for(group)
                 own = _compat.local_worker(group)
@@ -50,8 +55,28 @@ def group_sync_weights(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
                     # each evaluate(): that worker holds the truth for this set too.
                     record.set_truth(source)
                 if source is record.truth() and arguments.get("to_worker_indices") is None:
-                    record.mark_delivered(arguments.get("policies"))
+                    record.mark_delivered(arguments.get("policies") if synced is None else synced)
     return result
+
+
+def _evaluation_sync(group: Any, arguments: dict[str, Any] | None) -> list[str] | None:
+    """For RLlib's sync of every policy from the training driver to an evaluation set (each
+    ``evaluate()``): the policies its workers may lack at driver weights, the trained ones and
+    those the shim saw change, else None (the call goes ahead unchanged). RLlib reads and
+    sends every policy there, which loads each one its LRU cache had stashed, on the driver and
+    on every evaluation worker (ray#31432); the rest already hold the driver's weights."""
+    if arguments is None or arguments.get("policies") is not None:
+        return None
+    if arguments.get("to_worker_indices") is not None or not _compat.group_uses_old_stack(group):
+        return None
+    record = _tracking.existing_record(group)
+    source = _compat.sync_weights_source(arguments)
+    own = _compat.local_worker(group)
+    if record is None or source is None or source is own or source is not record.truth():
+        return None  # a set the shim has not followed yet (its first evaluate) is synced whole
+    changed = set(_broadcast.left_to_rllib(record)) | set(record.pending())
+    from_source = record.sources()  # not those only the evaluation set has: the shim sends them
+    return sorted(policy_id for policy_id in changed if from_source.get(policy_id) is source)
 
 
 def group_remote_call(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:

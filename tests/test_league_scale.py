@@ -114,7 +114,10 @@ def test_a_policy_only_remote_workers_fail_to_build_is_undone_everywhere_at_next
     shim: Any, build: Any
 ) -> None:
     _control_on_newest_only(shim)
-    algo = build(helpers.ppo_config())
+    config = helpers.ppo_config()
+    if not shim.active:  # RLlib alone would restart the workers its add killed, for a minute
+        config = _compat.without_worker_restarts(config)
+    algo = build(config)
     main = algo.get_policy("main")
     add = dict(observation_space=main.observation_space, action_space=main.action_space)
     if shim.active:
@@ -135,3 +138,30 @@ def test_a_policy_only_remote_workers_fail_to_build_is_undone_everywhere_at_next
         assert fix.verify(algo).consistent
     else:
         assert on_driver, "RLlib alone leaves the policy on the driver only"
+
+
+def test_evaluate_past_the_policy_cache_rebuilds_no_stashed_snapshot(shim: Any, build: Any) -> None:
+    _control_on_newest_only(shim)
+    algo = build(
+        helpers.ppo_config(
+            evaluation_workers=2,
+            callbacks=helpers.CountsCreatedPolicies,
+            policy_map_capacity=CAPACITY,
+        )
+    )
+    algo.train()
+    for policy_id in [f"main_v{i}" for i in range(1, SNAPSHOTS + 1)]:
+        helpers.copy_weights(algo, policy_id)
+    algo.train()  # trains and evaluates: both sets hold every snapshot from here
+    evaluation = _compat.evaluation_group(algo)
+    helpers.count_rebuilds()
+    helpers.remote_results(algo, helpers.count_rebuilds, evaluation)
+    algo.evaluate()  # RLlib syncs the evaluation set from the training driver first
+    rebuilt = [helpers.counters()["rebuilt"]] + [
+        process["rebuilt"] for process in helpers.remote_results(algo, helpers.counters, evaluation)
+    ]
+    if shim.active:  # only what changed since the last evaluation ("main") was read and sent
+        assert rebuilt == [0, 0, 0], rebuilt
+        assert fix.verify(algo).consistent
+    else:  # RLlib reads and sets every policy: each stashed one is loaded, in every process
+        assert min(rebuilt) >= SNAPSHOTS + 1 - CAPACITY, rebuilt

@@ -34,6 +34,23 @@ def bind(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     return arguments
 
 
+def rebind(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], **changes: Any
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``(args, kwargs)`` of the same call with the named arguments changed, wherever the
+    release's signature has them (by position or keyword)."""
+    owner = getattr(func, "__self__", None)
+    parameters = signature(getattr(func, "__func__", func))
+    bound = (
+        parameters.bind(owner, *args, **kwargs)
+        if owner is not None
+        else parameters.bind(*args, **kwargs)
+    )
+    bound.arguments.update(changes)
+    call_args = bound.args[1:] if owner is not None else bound.args
+    return tuple(call_args), dict(bound.kwargs)
+
+
 #: Keyword that names the weight source of ``sync_weights`` (renamed in 2.7).
 SYNC_SOURCE_KWARGS = ("from_worker_or_learner_group", "from_worker_or_trainer")
 
