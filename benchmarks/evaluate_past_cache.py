@@ -27,27 +27,11 @@ import sys
 import time
 from typing import Any
 
-KILL_SWITCH = {"RLLIB_ADDPOLICY_FIX": "0"}
+from league_scale import KILL_SWITCH, count_rebuilds  # this folder: run as a script
 
 
 def everyone_plays_main(agent_id: Any, *args: Any, **kwargs: Any) -> str:
     return "main"
-
-
-def count_rebuilds(worker: Any = None) -> int:
-    """Count ``Policy.from_state`` calls in this process from now on; returns the count."""
-    from ray.rllib.policy.policy import Policy
-
-    if not hasattr(Policy, "_benchmark_rebuilds"):
-        rebuild = Policy.from_state
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            Policy._benchmark_rebuilds += 1
-            return rebuild(*args, **kwargs)
-
-        Policy._benchmark_rebuilds = 0
-        Policy.from_state = staticmethod(counted)
-    return int(Policy._benchmark_rebuilds)
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -59,7 +43,10 @@ def serve(args: argparse.Namespace) -> None:
     from rllib_addpolicy_fix import _compat, demo
 
     shim = fix.is_installed()
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    import league_scale
+
+    for module in (sys.modules[__name__], league_scale):  # the workers lack these scripts
+        ray.cloudpickle.register_pickle_by_value(module)
     ray.init(
         address=os.environ["RAY_ADDRESS"],
         log_to_driver=False,

@@ -162,8 +162,10 @@ def run(
             print(f"  W={workers}: {index + 1}/{snapshots} snapshots", file=sys.stderr, flush=True)
     fix.install()
     for label, algo in algos.items():
-        report = fix.verify(algo, [f"main_v{snapshots - 1}"])
-        times[label + " correct"] = [float(report.consistent)]
+        newest = f"main_v{snapshots - 1}"
+        # Equal weights, not report.consistent: a copy the shim never sent (the patterns run
+        # without it) counts as pending there, not as wrong.
+        times[label + " correct"] = [float(fix.verify(algo, [newest]).max_abs_diff(newest) == 0.0)]
         if PATTERNS[label][1]:
             times[label + " broadcast"] = broadcast_ms[label]
             record = _tracking.record_for(_compat.training_group(algo))
@@ -245,7 +247,13 @@ def report(workers: int, snapshots: int, times: dict[str, list[float]]) -> bool:
         large = statistics.median(times[label + " large"])
         print(f"  {label:<44} {small:7.1f} -> {large:7.1f}")
     targets = [
-        ("shim-fixed / buggy add", paired(times[SHIM_FIXED], times[BUGGY]), "<=", 1.10),
+        # The add holds its remote half until the next use: compared with delivery included.
+        (
+            "shim-fixed incl. broadcast / buggy add",
+            paired(with_broadcast, times[BUGGY]),
+            "<=",
+            1.10,
+        ),
         (
             f"shim-fixed last {edge} / first {edge} (side by side)",
             paired(times[SHIM_FIXED + " large"], times[SHIM_FIXED + " small"]),
@@ -279,7 +287,7 @@ def report(workers: int, snapshots: int, times: dict[str, list[float]]) -> bool:
         ),
         ("shim-fixed last / first (interleaved)", shim_last / shim_first),
         ("buggy add last / first (interleaved)", buggy_last / buggy_first),
-        ("shim-fixed incl. broadcast / buggy add", paired(with_broadcast, times[BUGGY])),
+        ("shim-fixed add alone / buggy add", paired(times[SHIM_FIXED], times[BUGGY])),
         ("shim-fixed incl. broadcast / manual floor", paired(with_broadcast, times[FLOOR])),
         (
             "policy_state=... / shim-fixed incl. broadcast",

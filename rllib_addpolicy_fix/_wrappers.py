@@ -6,7 +6,8 @@
   (``set_weights``/``set_state`` after an add, ``algo.set_weights``, snapshots refreshed in
   callbacks). Policies RLlib keeps current itself are left to it.
 * ``<worker set>.sync_weights``: records what RLlib's own syncs delivered, so the shim never
-  re-sends it.
+  re-sends it; RLlib's sync of every policy to an evaluation set (each ``evaluate()``) carries
+  only the trained and the changed ones.
 * ``Algorithm.step``: the shim's figures in the result dict, and a warning if an iteration
   reached the workers without the broadcast. ``Algorithm.setup``/restores: nothing pushed while
   RLlib builds or restores workers. ``Algorithm.remove_policy``: forgets the removed policy.
