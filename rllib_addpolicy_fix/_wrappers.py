@@ -39,7 +39,9 @@ def group_sync_weights(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
         with own_work(PRE_USE_WORK):  # one warning, whichever call met the failure first
             _deferred.send_held_adds(group)  # RLlib's sync may name the new policies
     with _tracking.held():  # RLlib's own sync reaches the workers: push nothing before it
-        call_args, call_kwargs, synced = args, kwargs, None
+        call_args, call_kwargs = args, kwargs
+        arguments: dict[str, Any] | None = None
+        synced: list[str] | None = None
         with own_work("narrowing RLlib's evaluation sync to the policies that changed"):
             arguments = bind(wrapped, args, kwargs)
             synced = _evaluation_sync(group, arguments)

@@ -11,7 +11,7 @@ import pytest
 
 import helpers
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _broadcast, _compat, _deferred, _guard, _tracking
+from rllib_addpolicy_fix import _broadcast, _compat, _deferred, _guard, _tracking, _wrappers
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -96,6 +96,28 @@ def test_failing_held_add_never_fails_train_and_goes_out_at_the_next_use(
     assert len(shim_warnings(caplog)) == 1
     monkeypatch.undo()  # still held: the next use sends it
     algo.train()
+    report = fix.verify(algo)
+    assert report.consistent and report.max_abs_diff("snap1") == 0.0, str(report)
+
+
+def test_failing_evaluation_sync_narrowing_never_fails_evaluate_and_warns_once(
+    build: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert fix.install()
+    algo = build(helpers.ppo_config(evaluation_workers=2))
+    helpers.copy_weights(algo, "snap1")
+    algo.evaluate()  # the shim follows the evaluation set from here
+    snap1 = algo.get_policy("snap1")
+    snap1.set_weights(helpers.perturbed(snap1.get_weights(), 0.1))
+    monkeypatch.setattr(_wrappers, "bind", fail)  # reading RLlib's sync call fails
+    caplog.set_level(logging.WARNING)
+
+    result = algo.evaluate()
+
+    assert isinstance(result, dict)
+    assert len(shim_warnings(caplog)) == 1, [r.getMessage() for r in shim_warnings(caplog)]
+    monkeypatch.undo()
+    algo.evaluate()
     report = fix.verify(algo)
     assert report.consistent and report.max_abs_diff("snap1") == 0.0, str(report)
 

@@ -13,24 +13,29 @@ def signature(func: Callable[..., Any]) -> inspect.Signature:
     return inspect.signature(func)
 
 
-def bind(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Call arguments by name (defaults filled), whatever the release's signature.
+def _bound(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[inspect.BoundArguments, bool]:
+    """The call bound to the underlying function's signature, and whether ``func`` was a bound
+    method (its owner then fills the first parameter).
 
     The signature is cached per underlying function, never per bound method (that would keep
     every Algorithm alive).
     """
     owner = getattr(func, "__self__", None)
-    function = getattr(func, "__func__", func)
-    parameters = signature(function)
-    bound = (
-        parameters.bind(owner, *args, **kwargs)
-        if owner is not None
-        else parameters.bind(*args, **kwargs)
-    )
+    parameters = signature(getattr(func, "__func__", func))
+    if owner is None:
+        return parameters.bind(*args, **kwargs), False
+    return parameters.bind(owner, *args, **kwargs), True
+
+
+def bind(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Call arguments by name (defaults filled), whatever the release's signature."""
+    bound, method = _bound(func, args, kwargs)
     bound.apply_defaults()
     arguments = dict(bound.arguments)
-    if owner is not None:
-        arguments.pop(next(iter(parameters.parameters)))
+    if method:
+        arguments.pop(next(iter(bound.signature.parameters)))
     return arguments
 
 
@@ -39,15 +44,9 @@ def rebind(
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``(args, kwargs)`` of the same call with the named arguments changed, wherever the
     release's signature has them (by position or keyword)."""
-    owner = getattr(func, "__self__", None)
-    parameters = signature(getattr(func, "__func__", func))
-    bound = (
-        parameters.bind(owner, *args, **kwargs)
-        if owner is not None
-        else parameters.bind(*args, **kwargs)
-    )
+    bound, method = _bound(func, args, kwargs)
     bound.arguments.update(changes)
-    call_args = bound.args[1:] if owner is not None else bound.args
+    call_args = bound.args[1:] if method else bound.args
     return tuple(call_args), dict(bound.kwargs)
 
 
