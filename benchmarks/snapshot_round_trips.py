@@ -15,7 +15,7 @@ The target: the fix <= 1.05x the buggy add. The third column shows what carrying
 costs by itself, with no shim involved. Ratios are medians, over the rounds, of the ratio
 within a round.
 
-Remote workers run without the shim in both (the kill switch in the job's runtime
+Remote workers run without the shim in all three (the kill switch in the job's runtime
 environment): the fix works by what the driver sends.
 
     python benchmarks/snapshot_round_trips.py [--snapshots 40] [--workers 2 4]
@@ -30,17 +30,18 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 KILL_SWITCH = {"RLLIB_ADDPOLICY_FIX": "0"}
 CARRIED = "RLlib carrying the state"
 
 
-def carry_state(algo: object, dst_policy_name: str) -> None:
+def carry_state(algo: Any, dst_policy_name: str) -> None:
     """RLlib's own one-round-trip snapshot: the add carries the state the copy ends up with."""
-    src = algo.get_policy("main")  # type: ignore[attr-defined]
+    src = algo.get_policy("main")
     state = src.get_state()
     state.pop("_optimizer_variables", None)  # a fresh copy has a fresh optimizer
-    algo.add_policy(  # type: ignore[attr-defined]
+    algo.add_policy(
         dst_policy_name,
         type(src),
         observation_space=src.observation_space,
