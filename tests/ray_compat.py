@@ -65,6 +65,31 @@ def remote_actors(group: Any) -> dict[int, Any]:
     return dict(manager.actors()) if manager is not None else {}
 
 
+def crash_first_worker(group: Any) -> None:
+    """The set's lowest-id remote worker exits in the middle of a call from the set's actor
+    manager, so RLlib sees it die: it marks the worker unhealthy and restores it from the
+    driver's state once Ray has restarted it.
+
+    Not ``ray.kill`` between calls: Ray may restart the actor before the next call reaches
+    it, which then succeeds, and RLlib never learns that the new process lost every policy
+    added at run time (it restores only workers it saw fail; so does the shim, through it).
+    """
+    import os
+
+    def exit_now(worker: Any) -> None:
+        os._exit(1)
+
+    manager = _compat.worker_manager(group)
+    worker_id = min(remote_actors(group))
+    results = list(
+        manager.foreach_actor(
+            exit_now, healthy_only=False, remote_actor_ids=[worker_id], timeout_seconds=60.0
+        )
+    )
+    assert results and not any(result.ok for result in results), "the worker did not exit"
+    assert worker_id not in manager.healthy_actor_ids(), "RLlib did not see the worker die"
+
+
 def checkpoint_path(saved: Any) -> str:
     """The directory ``Algorithm.save()`` wrote: a path string up to 2.5, a ``Checkpoint``
     (2.7+) or a ``TrainingResult`` whose ``.checkpoint`` is one (2.20+)."""

@@ -51,8 +51,6 @@ def remote_workers_checked(report: fix.ConsistencyReport) -> dict[str, int]:
     reason="RLlib's restarted PPO worker crashes in its own GAE post-processing",
 )
 def test_restarted_workers_hold_every_snapshot_at_driver_weights(shim: Any, build: Any) -> None:
-    import ray
-
     # Two evaluation workers: with the only one down, 2.30 falls back to (failing) local evaluation.
     algo = build(ray_compat.enable_worker_restarts(helpers.ppo_config(evaluation_workers=2)))
     expected = {
@@ -64,7 +62,7 @@ def test_restarted_workers_hold_every_snapshot_at_driver_weights(shim: Any, buil
     helpers.copy_weights(algo, "snap2")  # its copy is pending when the workers die
 
     for group in _compat.groups(algo).values():  # one training and one evaluation worker die
-        ray.kill(min(ray_compat.remote_actors(group).items())[1], no_restart=False)
+        ray_compat.crash_first_worker(group)
     helpers.copy_weights(algo, "snap3")  # added while they are down
     train_until_restored(algo, expected)
     helpers.copy_weights(algo, "snap4")  # the league goes on

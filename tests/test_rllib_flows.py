@@ -110,13 +110,11 @@ def test_league_restored_in_part_from_a_checkpoint_holds_the_saved_weights_every
 def test_policy_added_in_a_callback_is_at_driver_weights_on_a_recovered_worker(
     shim: Any, build: Any
 ) -> None:
-    import ray
-
     config = helpers.ppo_config(callbacks=helpers.AddsInOnAlgorithmInit)
     algo = build(ray_compat.enable_worker_restarts(config))
     group = _compat.training_group(algo)
     algo.train()
-    ray.kill(min(ray_compat.remote_actors(group).items())[1], no_restart=False)
+    ray_compat.crash_first_worker(group)
     train_until_restored(algo, {"training": _compat.num_remote_workers(group)})
     report = fix.verify(algo, ["from_callback"])
     assert len(report.checks) == _compat.num_remote_workers(group)
