@@ -51,6 +51,11 @@ def carry_state(algo: Any, dst_policy_name: str) -> None:
     )
 
 
+def ratio(over: list[float], under: list[float]) -> float:
+    """The median, over the rounds, of the ratio within a round."""
+    return statistics.median(o / u for o, u in zip(over, under))
+
+
 def serve(workers: int, hidden: list[int], carry: bool) -> None:
     """A child: build a league, then time one snapshot per line read from stdin."""
     import ray
@@ -148,10 +153,6 @@ def main() -> None:
     for workers in args.workers:
         times = measure(workers, args)
         buggy, fixed, carried = times["RLlib alone"], times["fix"], times[CARRIED]
-
-        def ratio(over: list[float], under: list[float]) -> float:
-            return statistics.median(o / u for o, u in zip(over, under))
-
         print(
             f"| {workers} | {statistics.median(buggy):.1f} | {statistics.median(fixed):.1f} | "
             f"{statistics.median(carried):.1f} | {ratio(fixed, buggy):.3f} | "
