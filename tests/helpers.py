@@ -17,7 +17,7 @@ from ray.rllib.algorithms.ppo.ppo_torch_policy import PPOTorchPolicy
 from ray.rllib.policy.policy import Policy, PolicySpec
 
 from rllib_addpolicy_fix import _compat
-from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE, RockPaperScissors
+from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE, PLAYERS, RockPaperScissors
 
 PROBE_OBSERVATION = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
 
@@ -37,6 +37,10 @@ def copy_weights(algo: Any, dst_policy_name: str) -> None:
 
 def map_everyone_to_main(agent_id: Any, *args: Any, **kwargs: Any) -> str:
     return "main"
+
+
+def map_each_player_to_its_own_policy(agent_id: Any, *args: Any, **kwargs: Any) -> str:
+    return "p0" if agent_id == PLAYERS[0] else "p1"
 
 
 def digest(weights: Any) -> str:

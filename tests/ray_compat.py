@@ -7,12 +7,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from rllib_addpolicy_fix import _compat, _releases
 
 #: Releases CI runs the behaviour tests on, oldest first.
 TESTED_RAY = tuple(_releases.TESTED_RAY)
 OLDEST, NEWEST = TESTED_RAY[0], TESTED_RAY[-1]
 RUNNING = str(_compat.installed_ray_version())
+
+# Where a test runs, to keep CI within its time on a 2-core machine (README, "Supported"). Every
+# tested release runs the tests whose path goes through what moved between releases (adding,
+# syncing, evaluating, restoring, hosting in Tune or an actor) and the single-agent transparency
+# cells; the oldest and the newest, where the API differs most, run the rest; the newest alone
+# runs RLlib-alone controls (``shim_modes``) and what does not depend on the release.
+#: Runs on the oldest and the newest tested Ray only.
+at_the_ends = pytest.mark.skipif(
+    RUNNING not in (OLDEST, NEWEST), reason="runs on the oldest and the newest tested Ray"
+)
+#: Runs once, on the newest tested Ray.
+newest_only = pytest.mark.skipif(RUNNING != NEWEST, reason="runs on the newest tested Ray")
 
 #: RLlib's own bugs on some tested releases, which tests of those flows skip.
 #: Restarted as the same Ray actor, a PPO worker dies in RLlib's GAE post-processing
@@ -126,7 +140,5 @@ def foreach_remote_worker(group: Any, func: Any) -> list[Any]:
 def shim_modes(control_runs_here: bool, where: str) -> list[Any]:
     """Fixture params: "installed", and the control "uninstalled" (RLlib alone) where
     ``control_runs_here``."""
-    import pytest
-
     control = pytest.mark.skipif(not control_runs_here, reason=f"the control runs on {where}")
     return ["installed", pytest.param("uninstalled", marks=control)]

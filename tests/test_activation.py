@@ -25,10 +25,6 @@ PTH = Path(sysconfig.get_paths()["purelib"]) / _pth.PTH_NAME
 needs_pth = pytest.mark.skipif(
     not PTH.is_file(), reason="the package is not installed here (run the tests through nox)"
 )
-newest_ray_only = pytest.mark.skipif(
-    ray_compat.RUNNING != ray_compat.NEWEST,
-    reason="runs once, on the newest tested Ray",
-)
 
 
 def defined_targets() -> list[str]:
@@ -100,6 +96,7 @@ def test_start_up_hook_is_generated_from_the_same_source_as_the_worker_hook() ->
 
 
 @needs_pth
+@ray_compat.at_the_ends
 @pytest.mark.timeout(120)
 def test_doctor_when_active() -> None:
     done = run([sys.executable, "-m", "rllib_addpolicy_fix", "doctor", "--json"])
@@ -135,6 +132,7 @@ def test_doctor_when_disabled_by_environment(value: str) -> None:
 
 
 @needs_pth
+@ray_compat.newest_only
 @pytest.mark.timeout(120)
 def test_doctor_when_site_is_skipped() -> None:
     """``python -S`` reads no .pth: doctor says so and points at sitecustomize."""
@@ -165,7 +163,7 @@ def test_doctor_when_ray_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @needs_pth
-@newest_ray_only
+@ray_compat.newest_only
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("workers", ["off", "on"])
 def test_fix_is_driver_only_on_a_two_node_cluster(workers: str) -> None:
@@ -186,7 +184,7 @@ def test_fix_is_driver_only_on_a_two_node_cluster(workers: str) -> None:
     assert facts["rebuilt_in_adds"] == [0, 0], facts
 
 
-@newest_ray_only
+@ray_compat.newest_only
 @pytest.mark.timeout(900)
 def test_built_wheel_fixes_an_unedited_league_script_in_a_fresh_venv(tmp_path: Path) -> None:
     wheelhouse, env = tmp_path / "wheels", tmp_path / "env"
@@ -205,6 +203,7 @@ def test_built_wheel_fixes_an_unedited_league_script_in_a_fresh_venv(tmp_path: P
             "pip",
             "install",
             "--quiet",
+            "--no-compile",  # as noxfile.NO_COMPILE: the script compiles what it imports
             "torch==2.13.0",
             str(wheel),
             f"ray[rllib]=={metadata.version('ray')}",

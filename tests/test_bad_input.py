@@ -18,10 +18,7 @@ from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
 
 pytestmark = [
     pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        ray_compat.RUNNING not in (ray_compat.OLDEST, ray_compat.NEWEST),
-        reason="runs on the oldest and the newest tested Ray",
-    ),
+    ray_compat.at_the_ends,
 ]
 SPACES = {"observation_space": OBSERVATION_SPACE, "action_space": ACTION_SPACE}
 

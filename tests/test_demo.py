@@ -11,10 +11,7 @@ import pytest
 
 import ray_compat
 
-pytestmark = pytest.mark.skipif(
-    ray_compat.RUNNING not in (ray_compat.OLDEST, ray_compat.NEWEST),
-    reason="runs on the oldest and the newest tested Ray",
-)
+pytestmark = ray_compat.newest_only
 
 
 @pytest.mark.timeout(300)

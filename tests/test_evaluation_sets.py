@@ -16,9 +16,7 @@ from rllib_addpolicy_fix import _compat
 
 pytestmark = [
     pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        ray_compat.RUNNING != ray_compat.NEWEST, reason="runs on the newest tested Ray"
-    ),
+    ray_compat.newest_only,
 ]
 
 

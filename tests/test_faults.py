@@ -15,14 +15,6 @@ import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat, _tracking
 
-NEWEST = pytest.mark.skipif(
-    ray_compat.RUNNING != ray_compat.NEWEST, reason="runs on the newest tested Ray"
-)
-OLDEST_AND_NEWEST = pytest.mark.skipif(
-    ray_compat.RUNNING not in (ray_compat.OLDEST, ray_compat.NEWEST),
-    reason="runs on the oldest and the newest tested Ray",
-)
-
 
 def train_until_restored(algo: Any, expected: dict[str, int], deadline_s: float = 120.0) -> None:
     """Train until every set has its full number of healthy remote workers again."""
@@ -74,7 +66,7 @@ def test_restarted_workers_hold_every_snapshot_at_driver_weights(shim: Any, buil
     shim.expect(report)
 
 
-@OLDEST_AND_NEWEST
+@ray_compat.at_the_ends
 @pytest.mark.timeout(300)
 def test_checkpoint_round_trip_keeps_the_league_consistent(
     shim: Any, build: Any, tmp_path: Any
@@ -149,7 +141,7 @@ def timed_train(algo: Any, release_after_s: float = 60.0) -> float:
     return time.monotonic() - started
 
 
-@OLDEST_AND_NEWEST
+@ray_compat.at_the_ends
 @pytest.mark.timeout(300)
 def test_a_worker_stuck_in_set_weights_never_hangs_training_and_gets_every_snapshot_back(
     shim: Any, build: Any, held_worker: None
@@ -177,7 +169,7 @@ def test_a_worker_stuck_in_set_weights_never_hangs_training_and_gets_every_snaps
     shim.expect(fix.verify(algo))
 
 
-@NEWEST
+@ray_compat.newest_only
 @pytest.mark.timeout(300)
 def test_a_stuck_worker_without_restarts_fails_training_with_a_clear_error_instead_of_hanging(
     shim: Any, build: Any, held_worker: None
@@ -195,7 +187,7 @@ def test_a_stuck_worker_without_restarts_fails_training_with_a_clear_error_inste
         shim.expect(fix.verify(algo), "snap1")
 
 
-@NEWEST
+@ray_compat.newest_only
 @pytest.mark.timeout(300)
 def test_a_worker_killed_during_a_broadcast_comes_back_with_every_snapshot(
     shim: Any, build: Any, held_worker: None, monkeypatch: pytest.MonkeyPatch

@@ -26,18 +26,16 @@ import ray_compat
 import rllib_addpolicy_fix as fix
 
 RAY = ray_compat.RUNNING
-ENDS = (ray_compat.OLDEST, ray_compat.NEWEST)
 ITERATIONS = 3
 
 pytestmark = pytest.mark.timeout(400)
 
 
 NEWEST = ray_compat.NEWEST
-#: On the releases between the oldest and the newest, the hosts that differ most (a trial by
-#: registered name with evaluation workers, two trials at once, an Algorithm actor).
-ENDS_ONLY = pytest.mark.skipif(
-    RAY not in ENDS, reason="runs on the oldest and the newest tested Ray"
-)
+# Every tested release runs the two hosts that differ most (a trial by registered name with
+# evaluation workers, an Algorithm actor); the oldest and the newest the trial of a subclass and
+# the restored trials and experiments; the newest two trials at once and a user's own actor
+# (the activation an Algorithm actor already shows).
 
 
 @pytest.fixture(params=ray_compat.shim_modes(RAY == NEWEST, "the newest tested Ray"))
@@ -109,6 +107,7 @@ def test_league_is_consistent_in_a_tune_trial_by_registered_name(
     assert about_shim == []
 
 
+@ray_compat.newest_only
 def test_league_is_consistent_in_two_concurrent_tune_trials_given_the_algorithm_class(
     probe: type, tmp_path: Path
 ) -> None:
@@ -123,7 +122,7 @@ def test_league_is_consistent_in_two_concurrent_tune_trials_given_the_algorithm_
         expect_consistent_league(probe, trial.metrics)
 
 
-@ENDS_ONLY
+@ray_compat.at_the_ends
 @pytest.mark.skipif(not hasattr(tune, "run"), reason="tune.run is gone in this Ray")
 def test_league_is_consistent_with_tune_run_of_a_ppo_subclass(probe: type, tmp_path: Path) -> None:
     analysis = tune.run(
@@ -165,7 +164,7 @@ def expect_restored_league(probe: type, results: Any) -> None:
     expect_consistent_league(probe, result.metrics)
 
 
-@ENDS_ONLY
+@ray_compat.at_the_ends
 def test_league_is_consistent_in_a_tune_trial_restored_after_a_failure(
     probe: type, tmp_path: Path
 ) -> None:
@@ -182,7 +181,7 @@ def test_league_is_consistent_in_a_tune_trial_restored_after_a_failure(
     expect_restored_league(probe, results)
 
 
-@ENDS_ONLY
+@ray_compat.at_the_ends
 def test_league_is_consistent_in_an_experiment_resumed_with_tuner_restore(
     probe: type, tmp_path: Path
 ) -> None:
@@ -218,12 +217,12 @@ def test_league_is_consistent_in_a_ray_remote_algorithm(probe: type) -> None:
     train_in_actor(probe, ray.remote(PPO).remote(config=league_config(probe)))
 
 
-@ENDS_ONLY
+@ray_compat.newest_only
 def test_league_is_consistent_in_a_users_own_actor(probe: type) -> None:
     train_in_actor(probe, ray.remote(helpers.LeagueRunner).remote(league_config(probe)))
 
 
-@pytest.mark.skipif(RAY != NEWEST, reason="runs on the newest tested Ray")
+@ray_compat.newest_only
 def test_function_trainable_and_new_stack_trials_run_as_without_the_shim(
     ray_session: Any, tmp_path: Path
 ) -> None:

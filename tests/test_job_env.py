@@ -19,9 +19,17 @@ from rllib_addpolicy_fix import _arm, _compat, _guard, _job_env
 SCRIPT = Path(__file__).parent / "scripts" / "trial_on_bare_node.py"
 HOOKS = _compat.runs_setup_hooks()
 needs_setup_hooks = pytest.mark.skipif(not HOOKS, reason="this Ray has no worker setup hooks")
+#: The full Tune trial runs on the oldest tested release with setup hooks (2.5.1 has none)
+#: and the newest; every release with hooks runs the cheaper tests of the runtime
+#: environment it ships (below).
+FIRST_WITH_HOOKS_AND_NEWEST = pytest.mark.skipif(
+    ray_compat.RUNNING not in (ray_compat.TESTED_RAY[1], ray_compat.NEWEST),
+    reason="runs on the oldest tested Ray with setup hooks and the newest",
+)
 
 
 @needs_setup_hooks
+@FIRST_WITH_HOOKS_AND_NEWEST
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize(
     "shim",

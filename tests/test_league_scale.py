@@ -15,10 +15,7 @@ from rllib_addpolicy_fix import _compat
 
 #: RLlib's add path (the remote add closure, the on_create_policy loop, the LRU policy map) is
 #: the same code from 2.5.1 to 2.60.0: the ends of the range, with RLlib alone on the newest.
-pytestmark = pytest.mark.skipif(
-    ray_compat.RUNNING not in (ray_compat.OLDEST, ray_compat.NEWEST),
-    reason="runs on the oldest and the newest tested Ray",
-)
+pytestmark = ray_compat.at_the_ends
 
 CAPACITY = 3
 SNAPSHOTS = 6  # twice the cache: the later adds each stash one policy in every process

@@ -21,10 +21,6 @@ from rllib_addpolicy_fix import _compat, _doctor, _guard, _install, _patch_table
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
-#: What does not depend on the Ray release runs once, on the newest.
-newest_only = pytest.mark.skipif(
-    ray_compat.RUNNING != ray_compat.NEWEST, reason="runs once, on the newest tested Ray"
-)
 
 
 def run_python(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -73,7 +69,7 @@ def test_a_required_rllib_attribute_that_is_missing_leaves_rllib_entirely_unpatc
     assert _install.missing_targets() == [] and vars(Algorithm)["step"] is not original["step"]
 
 
-@newest_only
+@ray_compat.newest_only
 def test_an_unknown_environment_value_warns_once_and_lists_the_accepted_ones() -> None:
     done = run_python(
         "-c",
@@ -85,13 +81,13 @@ def test_an_unknown_environment_value_warns_once_and_lists_the_accepted_ones() -
     assert all(value in done.stderr for value in ("'0'", "'off'", "'disable'")), done.stderr
 
 
-@newest_only
+@ray_compat.newest_only
 def test_version_flag_prints_the_package_version() -> None:
     done = run_python("-m", "rllib_addpolicy_fix", "--version")
     assert done.returncode == 0 and done.stdout.strip() == f"rllib-addpolicy-fix {fix.__version__}"
 
 
-@newest_only
+@ray_compat.newest_only
 def test_readme_release_table_is_the_one_ci_tests() -> None:
     readme = (ROOT / "README.md").read_text()
     rows = dict(re.findall(r"^\| (\d+\.\d+\.\d+) \| ([^|]+) \| yes \|$", readme, re.MULTILINE))

@@ -18,10 +18,7 @@ from rllib_addpolicy_fix import _compat
 
 pytestmark = [
     pytest.mark.timeout(420),
-    pytest.mark.skipif(
-        ray_compat.RUNNING not in (ray_compat.OLDEST, ray_compat.NEWEST),
-        reason="runs on the oldest and the newest tested Ray",
-    ),
+    ray_compat.at_the_ends,
 ]
 
 

@@ -16,10 +16,7 @@ CYCLES = int(os.environ.get("SOAK_CYCLES", "30"))
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(
-    ray_compat.RUNNING not in (ray_compat.OLDEST, ray_compat.NEWEST),
-    reason="runs on the oldest and the newest tested Ray",
-)
+@ray_compat.newest_only
 def test_add_refresh_remove_cycles_stay_consistent_and_tracking_matches_the_league(
     shim: Any, build: Any
 ) -> None:

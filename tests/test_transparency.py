@@ -13,9 +13,9 @@ would take hours. What runs instead:
 
 * every release, every algorithm it ships: single-agent defaults without remote workers (the
   slice the releases between the oldest and the newest run);
-* the oldest and the newest release: every algorithm multi-agent without ``policies_to_train``
-  too, and four cells with remote rollout workers (``REMOTE_CELLS``) in which every agent
-  set-up, evaluation workers and each sampling family occur.
+* the oldest and the newest release: four cells with remote rollout workers (``REMOTE_CELLS``)
+  in which every agent set-up, evaluation workers and each sampling family occur;
+* the newest: every algorithm multi-agent without ``policies_to_train`` too.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from typing import Any, NamedTuple
 import pytest
 from ray.rllib.policy.policy import PolicySpec
 
+import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
-from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE, PLAYERS, RockPaperScissors
+from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE, RockPaperScissors
 
 RAY = ray_compat.RUNNING
 OLDEST, NEWEST = ray_compat.OLDEST, ray_compat.NEWEST
@@ -64,10 +65,11 @@ SINGLE, MULTI_SOME, MULTI_ALL = "single", "multi, policies_to_train", "multi, al
 LOCAL_ONLY = Cell(SINGLE, 0, 0)
 #: With remote workers, on the oldest and the newest release: each agent set-up, and one
 #: algorithm of each sampling family (synchronous on-policy, a learner thread, replay: DQN, or
-#: SAC where RLlib cannot build legacy DQN).
+#: SAC where RLlib cannot build legacy DQN). Evaluation workers where every policy is trained,
+#: whose evaluation sync the shim narrows; one evaluation set per cell costs about 20 s here.
 REMOTE_CELLS = (
-    ("PPO", Cell(SINGLE, 2, 1)),
-    ("APPO", Cell(SINGLE, 2, 1)),
+    ("PPO", Cell(SINGLE, 2, 0)),  # the defaults users run every day
+    ("APPO", Cell(SINGLE, 2, 0)),  # a plain APPO run
     ("DQN" if ray_compat.LEGACY_DQN_BUILDS else "SAC", Cell(MULTI_SOME, 2, 0)),
     ("PPO", Cell(MULTI_ALL, 2, 1)),
 )
@@ -87,14 +89,11 @@ SHIPPED = [name for name in ALGORITHMS if config_class(name) is not None]
 
 def cells_for_this_release() -> list[tuple[str, Cell]]:
     cells = [(name, LOCAL_ONLY) for name in SHIPPED]
-    if RAY in (OLDEST, NEWEST):
+    if RAY == NEWEST:
         cells += [(name, Cell(MULTI_ALL, 0, 0)) for name in SHIPPED]
+    if RAY in (OLDEST, NEWEST):
         cells += list(REMOTE_CELLS)
     return cells
-
-
-def player_mapping(agent_id: Any, *args: Any, **kwargs: Any) -> str:
-    return "p0" if agent_id == PLAYERS[0] else "p1"
 
 
 def matrix_config(name: str, cell: Cell) -> Any:
@@ -107,7 +106,7 @@ def matrix_config(name: str, cell: Cell) -> Any:
             policies={
                 pid: PolicySpec(None, OBSERVATION_SPACE, ACTION_SPACE, {}) for pid in ("p0", "p1")
             },
-            policy_mapping_fn=player_mapping,
+            policy_mapping_fn=helpers.map_each_player_to_its_own_policy,  # by value to workers
             **to_train,
         )
     config = _compat.configure_old_stack(
@@ -191,3 +190,5 @@ def test_old_stack_algorithm_runs_exactly_as_without_the_shim(
         assert fix.install()
     with_shim = outcomes(configure)
     assert with_shim == without
+    if cell.workers:  # a cell whose workers cannot start compares two failures, proving nothing
+        assert without.get("train") == "ok", without
