@@ -17,10 +17,10 @@ OLDEST, NEWEST = TESTED_RAY[0], TESTED_RAY[-1]
 RUNNING = str(_compat.installed_ray_version())
 
 # Where a test runs, to keep CI within its time on a 2-core machine (README, "Supported"). Every
-# tested release runs the tests whose path goes through what moved between releases (adding,
-# syncing, evaluating, restoring, hosting in Tune or an actor) and the single-agent transparency
-# cells; the oldest and the newest, where the API differs most, run the rest; the newest alone
-# runs RLlib-alone controls (``shim_modes``) and what does not depend on the release.
+# tested release runs the core tests, a Tune trial by name, an Algorithm actor and the
+# single-agent transparency cells; the oldest and the newest, where the API differs most, run
+# the rest; the newest alone runs RLlib-alone controls (``shim_modes``) and what does not
+# depend on the release.
 #: Runs on the oldest and the newest tested Ray only.
 at_the_ends = pytest.mark.skipif(
     RUNNING not in (OLDEST, NEWEST), reason="runs on the oldest and the newest tested Ray"

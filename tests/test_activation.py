@@ -132,7 +132,7 @@ def test_doctor_when_disabled_by_environment(value: str) -> None:
 
 
 @needs_pth
-@ray_compat.newest_only
+@ray_compat.at_the_ends
 @pytest.mark.timeout(120)
 def test_doctor_when_site_is_skipped() -> None:
     """``python -S`` reads no .pth: doctor says so and points at sitecustomize."""

@@ -16,7 +16,6 @@ import pytest
 import ray
 
 import helpers
-import ray_compat
 import rllib_addpolicy_fix as fix
 from helpers import expect_sampled_with, remote_results, sample_count, samples_since
 from rllib_addpolicy_fix import _compat, _remote, _tracking
@@ -78,7 +77,6 @@ def test_added_policy_matches_driver_right_after_add(shim: Any, build: Any) -> N
         assert {check.group for check in report.checks} == {"training", "evaluation"}
 
 
-@ray_compat.newest_only
 def test_explicit_state_and_instance_adds_stay_correct_with_one_put_for_both(
     shim: Any, build: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,9 +103,7 @@ def test_explicit_state_and_instance_adds_stay_correct_with_one_put_for_both(
         assert (figures["broadcasts"], figures["policies_broadcast"]) == (1, 2), figures
 
 
-@pytest.mark.parametrize(
-    "refresh", ["set_weights", pytest.param("set_state", marks=ray_compat.at_the_ends)]
-)
+@pytest.mark.parametrize("refresh", ["set_weights", "set_state"])
 def test_in_place_refresh_reaches_workers_before_next_sample(
     shim: Any, build: Any, refresh: str
 ) -> None:
@@ -178,7 +174,6 @@ def test_snapshot_added_in_on_train_result_is_consistent_next_iteration(
     shim.expect(fix.verify(algo), "main_v1")
 
 
-@ray_compat.at_the_ends
 def test_broadcasts_are_targeted_blocking_and_skip_unchanged_iterations(
     shim: Any, build: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -231,7 +226,6 @@ def test_broadcasts_are_targeted_blocking_and_skip_unchanged_iterations(
     assert checks == ["training"], checks
 
 
-@ray_compat.at_the_ends
 def test_shim_code_on_remote_workers_reports_errors_instead_of_raising(build: Any) -> None:
     algo = build(helpers.ppo_config())
     group = training_group(algo)
@@ -248,7 +242,6 @@ def test_shim_code_on_remote_workers_reports_errors_instead_of_raising(build: An
     assert group.num_healthy_remote_workers() == healthy
 
 
-@ray_compat.newest_only
 def test_train_result_carries_shim_figures(shim: Any, build: Any) -> None:
     algo = build(helpers.ppo_config())
     result = algo.train()

@@ -14,7 +14,7 @@ import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _broadcast, _compat, _deferred, _guard, _tracking, _wrappers
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), ray_compat.at_the_ends]
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,6 @@ def shim_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     ]
 
 
-@ray_compat.at_the_ends
 def test_failing_bookkeeping_is_logged_once_and_rllib_goes_on(
     build: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -85,7 +84,6 @@ def test_failing_broadcast_never_fails_train(
     assert fix.verify(algo, ["snap1"]).max_abs_diff("snap1") == 0.0
 
 
-@ray_compat.at_the_ends
 def test_failing_held_add_never_fails_train_and_goes_out_at_the_next_use(
     build: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

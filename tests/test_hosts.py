@@ -33,9 +33,7 @@ pytestmark = pytest.mark.timeout(400)
 
 NEWEST = ray_compat.NEWEST
 # Every tested release runs the two hosts that differ most (a trial by registered name with
-# evaluation workers, an Algorithm actor); the oldest and the newest the trial of a subclass and
-# the restored trials and experiments; the newest two trials at once and a user's own actor
-# (the activation an Algorithm actor already shows).
+# evaluation workers, an Algorithm actor); the oldest and the newest run the others.
 
 
 @pytest.fixture(params=ray_compat.shim_modes(RAY == NEWEST, "the newest tested Ray"))
@@ -107,7 +105,7 @@ def test_league_is_consistent_in_a_tune_trial_by_registered_name(
     assert about_shim == []
 
 
-@ray_compat.newest_only
+@ray_compat.at_the_ends
 def test_league_is_consistent_in_two_concurrent_tune_trials_given_the_algorithm_class(
     probe: type, tmp_path: Path
 ) -> None:
@@ -217,7 +215,7 @@ def test_league_is_consistent_in_a_ray_remote_algorithm(probe: type) -> None:
     train_in_actor(probe, ray.remote(PPO).remote(config=league_config(probe)))
 
 
-@ray_compat.newest_only
+@ray_compat.at_the_ends
 def test_league_is_consistent_in_a_users_own_actor(probe: type) -> None:
     train_in_actor(probe, ray.remote(helpers.LeagueRunner).remote(league_config(probe)))
 

@@ -16,7 +16,7 @@ CYCLES = int(os.environ.get("SOAK_CYCLES", "30"))
 
 
 @pytest.mark.timeout(600)
-@ray_compat.newest_only
+@ray_compat.at_the_ends
 def test_add_refresh_remove_cycles_stay_consistent_and_tracking_matches_the_league(
     shim: Any, build: Any
 ) -> None:

@@ -13,9 +13,9 @@ would take hours. What runs instead:
 
 * every release, every algorithm it ships: single-agent defaults without remote workers (the
   slice the releases between the oldest and the newest run);
-* the oldest and the newest release: four cells with remote rollout workers (``REMOTE_CELLS``)
-  in which every agent set-up, evaluation workers and each sampling family occur;
-* the newest: every algorithm multi-agent without ``policies_to_train`` too.
+* the oldest and the newest release: every algorithm multi-agent without ``policies_to_train``
+  too, and four cells with remote rollout workers (``REMOTE_CELLS``) in which every agent
+  set-up, evaluation workers and each sampling family occur.
 """
 
 from __future__ import annotations
@@ -89,9 +89,8 @@ SHIPPED = [name for name in ALGORITHMS if config_class(name) is not None]
 
 def cells_for_this_release() -> list[tuple[str, Cell]]:
     cells = [(name, LOCAL_ONLY) for name in SHIPPED]
-    if RAY == NEWEST:
-        cells += [(name, Cell(MULTI_ALL, 0, 0)) for name in SHIPPED]
     if RAY in (OLDEST, NEWEST):
+        cells += [(name, Cell(MULTI_ALL, 0, 0)) for name in SHIPPED]
         cells += list(REMOTE_CELLS)
     return cells
 
