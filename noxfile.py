@@ -47,10 +47,10 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "rllib_addpolicy_fix", "bootstrap", "noxfile.py")
 
 
-#: pip compiles every module it installs (most of torch and Ray are never imported by a test);
-#: without that, each environment installs in about half the time and the tests' processes
-#: compile what they import once, which needs bytecode writing on where the machine turns it
-#: off (an empty ``PYTHONDONTWRITEBYTECODE`` counts as unset).
+#: pip compiles every module it installs, though a test imports little of torch and Ray;
+#: skipping that halves each environment's install. The tests' processes then compile what they
+#: import, once, which needs bytecode writing on where the machine turns it off (an empty
+#: ``PYTHONDONTWRITEBYTECODE`` counts as unset).
 NO_COMPILE = "--no-compile"
 WRITE_BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
 

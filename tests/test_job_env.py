@@ -32,16 +32,7 @@ FIRST_WITH_HOOKS_AND_NEWEST = pytest.mark.skipif(
 @FIRST_WITH_HOOKS_AND_NEWEST
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize(
-    "shim",
-    [
-        "installed",
-        pytest.param(
-            "uninstalled",
-            marks=pytest.mark.skipif(
-                ray_compat.RUNNING != ray_compat.NEWEST, reason="the control runs on the newest"
-            ),
-        ),
-    ],
+    "shim", ray_compat.shim_modes(ray_compat.RUNNING == ray_compat.NEWEST, "the newest tested Ray")
 )
 def test_tune_trial_on_a_node_without_the_package_gets_the_fix(shim: str) -> None:
     # This test environment has the wheel installed, whose start-up hook lets the driver
