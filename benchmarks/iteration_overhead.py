@@ -12,48 +12,21 @@ Target: <= 1 % overhead.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 
 import ray
+from _league import league, league_arguments, start_ray
 
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _broadcast, _compat, _tracking, demo
+from rllib_addpolicy_fix import _broadcast, _compat, _tracking
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--snapshots", type=int, default=100)
-    parser.add_argument("--iterations", type=int, default=40, help="timed, per mode")
-    parser.add_argument("--block", type=int, default=5, help="iterations per mode in a row")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
-    args = parser.parse_args()
-    ray.init(
-        num_cpus=args.workers + 2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    algo = demo.build_league(
-        args.workers,
-        hidden=tuple(args.hidden),
-        train_batch_size=400,
-        policy_map_capacity=args.snapshots + 10,
-    )
-    main_policy = algo.get_policy("main")
-    for index in range(args.snapshots):
-        algo.add_policy(
-            f"main_v{index}",
-            type(main_policy),
-            observation_space=main_policy.observation_space,
-            action_space=main_policy.action_space,
-            config=main_policy.config.copy(),
-            policy_state=main_policy.get_state(),
-        )
-    algo.train()  # delivers whatever is pending (the build-time "main")
+    args = league_arguments(__doc__.splitlines()[0]).parse_args()
+    start_ray(args.workers)
+    algo = league(args)  # its first train() delivers whatever is pending (the build's "main")
     times: dict[bool, list[float]] = {True: [], False: []}
     broadcast = 0
     record = _tracking.record_for(_compat.training_group(algo))

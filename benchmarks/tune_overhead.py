@@ -17,7 +17,9 @@ import sys
 import tempfile
 from typing import Any
 
+import _league
 import ray
+import ray.cloudpickle
 from ray import tune
 from ray.rllib.algorithms.callbacks import DefaultCallbacks
 from ray.rllib.algorithms.ppo import PPO
@@ -28,16 +30,7 @@ from rllib_addpolicy_fix import _compat, _tracking, demo
 def alternating_shim(snapshots: int, block: int) -> type:
     class AlternatingShim(DefaultCallbacks):  # type: ignore[misc]
         def on_algorithm_init(self, *, algorithm: Any, **kwargs: Any) -> None:
-            main = algorithm.get_policy("main")
-            for index in range(snapshots):
-                algorithm.add_policy(
-                    f"main_v{index}",
-                    type(main),
-                    observation_space=main.observation_space,
-                    action_space=main.action_space,
-                    config=main.config.copy(),
-                    policy_state=main.get_state(),
-                )
+            _league.add_snapshots(algorithm, snapshots)
 
         def on_train_result(self, *, algorithm: Any, result: dict[str, Any], **kwargs: Any) -> None:
             import rllib_addpolicy_fix as fix
@@ -65,6 +58,7 @@ def main() -> int:
     parser.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
     args = parser.parse_args()
     ray.init(num_cpus=args.workers + 1, include_dashboard=False, log_to_driver=False)
+    ray.cloudpickle.register_pickle_by_value(_league)  # the trial's process cannot import it
     blocks = 2 * max(args.iterations // args.block, 1)
     config = demo.league_config(
         args.workers,

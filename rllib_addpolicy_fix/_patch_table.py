@@ -5,7 +5,8 @@ One entry per wrapped attribute, so adding or retiring a target is one edit here
 the range of Ray releases whose RLlib defines the attribute; in that range it is *required*:
 if it is missing once its module is imported, the shim undoes every patch and says so (it never
 runs half-installed). An ``optional`` entry covers a rename whose exact release is not known
-(checked on 2.5.1, 2.10.0, 2.30.0, 2.40.0 and 2.60.0): it is wrapped where RLlib defines it.
+(checked on 2.5.1, 2.10.0, 2.30.0, 2.40.0 and 2.60.0), or a patch the fix itself does not need:
+it is wrapped where Ray defines it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from . import _adding, _job_env, _wrappers
+from . import _adding, _job_env, _trials, _wrappers
 
 #: wrapt's wrapper signature: (wrapped, instance, args, kwargs) -> result.
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -59,6 +60,7 @@ _ROLLOUT_WORKER = "ray.rllib.evaluation.rollout_worker"
 _WORKER_SET = "ray.rllib.evaluation.worker_set"  # the worker set up to 2.29
 _ENV_RUNNER_GROUP = "ray.rllib.env.env_runner_group"  # the worker set from 2.30
 _POLICY_MAP = "ray.rllib.policy.policy_map"
+_TUNE_TRIAL = "ray.tune.experiment.trial"
 
 _EVERY = SpecifierSet()
 _WORKER_SET_ERA = SpecifierSet("<2.30")
@@ -94,17 +96,19 @@ PATCHES: tuple[Patch, ...] = (
     Patch("ray", "", "init", _job_env.ray_init),
     # The Algorithm: refuse duplicate ids up front and roll back failed adds; forget removed
     # policies; the shim's figures in each result; nothing pushed while RLlib builds or
-    # restores workers (``restore_workers`` became ``restore_env_runners`` by 2.50).
+    # restores workers; workers Ray restarted behind RLlib's back handed to its restore
+    # (``restore_workers`` became ``restore_env_runners`` by 2.50).
     _algorithm("add_policy", _adding.algorithm_add_policy),
     _algorithm("remove_policy", _wrappers.algorithm_remove_policy),
     _algorithm("step", _wrappers.algorithm_step),
-    *(
-        _algorithm(name, _wrappers.algorithm_sets_up_workers)
-        for name in ("setup", "__setstate__", "restore_workers")
-    ),
-    _algorithm("restore_env_runners", _wrappers.algorithm_sets_up_workers, _FOREACH_ENV_RUNNER_ERA),
+    _algorithm("evaluate", _wrappers.algorithm_evaluate),
+    *(_algorithm(name, _wrappers.algorithm_sets_up_workers) for name in ("setup", "__setstate__")),
+    _algorithm("restore_workers", _wrappers.algorithm_restores_workers),
     _algorithm(
-        "restore_env_runners", _wrappers.algorithm_sets_up_workers, _RENAMING, optional=True
+        "restore_env_runners", _wrappers.algorithm_restores_workers, _FOREACH_ENV_RUNNER_ERA
+    ),
+    _algorithm(
+        "restore_env_runners", _wrappers.algorithm_restores_workers, _RENAMING, optional=True
     ),
     # The driver's RolloutWorker: fills the new policy's state in before the remote adds.
     Patch(_ROLLOUT_WORKER, "RolloutWorker", "add_policy", _adding.worker_add_policy),
@@ -166,6 +170,9 @@ PATCHES: tuple[Patch, ...] = (
     ),
     # The driver's LRU policy cache: a policy's record follows it into the stash.
     Patch(_POLICY_MAP, "PolicyMap", "_stash_least_used_policy", _wrappers.policy_map_stash),
+    # Tune, in the driver: a trial whose results lack the fix's figures runs without it. Not
+    # needed for the fix itself: optional, so a Tune that moved it leaves the rest in effect.
+    Patch(_TUNE_TRIAL, "Trial", "update_last_result", _trials.trial_result, optional=True),
 )
 
 

@@ -19,8 +19,9 @@ EQUAL, DIFFERS, MISSING, EXTRA, ERROR = "equal", "differs", "missing", "extra", 
 #: Differences that are not a bug: a change the shim sends before the workers next sample; a
 #: trained policy on evaluation workers between evaluations (RLlib syncs it at each
 #: ``evaluate()``); a worker that is out of service or did not answer (RLlib restores it from
-#: the driver's state before it samples again).
-PENDING, LAGGING, UNREACHABLE = "pending", "lagging", "unreachable"
+#: the driver's state before it samples again); a worker Ray restarted behind RLlib's back,
+#: which the shim hands to RLlib's restore before it samples again (``_restarts``).
+PENDING, LAGGING, UNREACHABLE, RESTARTED = "pending", "lagging", "unreachable", "restarted"
 DIVERGED = frozenset({DIFFERS, MISSING, EXTRA, ERROR})
 
 
@@ -32,7 +33,8 @@ class PolicyCheck:
     worker: str  # remote worker id, or "local" for the evaluation set's driver-side worker
     policy_id: str  # "*" for a check of the whole worker (error, unreachable)
     #: equal | differs | missing (worker lacks it) | extra (driver lacks it) | error, which are
-    #: bugs; or pending | lagging | unreachable, which are not (see :data:`PENDING`).
+    #: bugs; or pending | lagging | unreachable | restarted, which are not (see
+    #: :data:`PENDING`).
     status: str
     #: 0.0 when equal; inf when shapes or keys differ or the policy is absent; 0.0 for a
     #: worker that could not be read.
@@ -90,7 +92,7 @@ class ConsistencyReport:
         ]
         counts = {
             status: sum(c.status == status for c in self.checks)
-            for status in (PENDING, LAGGING, UNREACHABLE)
+            for status in (PENDING, LAGGING, UNREACHABLE, RESTARTED)
         }
         besides = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
         verdict = (
@@ -105,7 +107,9 @@ class ConsistencyReport:
             lines.append(
                 "legend: pending = sent before the workers next sample; lagging = a trained "
                 "policy on evaluation workers, synced at each evaluate(); unreachable = a worker "
-                "out of service, restored from the driver before it samples again"
+                "out of service, restored from the driver before it samples again; restarted = a "
+                "worker Ray restarted without RLlib noticing, handed to RLlib's restore before it "
+                "samples again"
             )
         notes = [f"note: {note}" for note in self.notes]
         return "\n".join([f"rllib_addpolicy_fix.verify: {verdict}", *lines, *notes])
@@ -134,13 +138,17 @@ def verify(
     algo: Any, policy_ids: Iterable[str] | None = None, *, send_pending: bool = False
 ) -> ConsistencyReport:
     """Compare the driver's weights of every policy (or ``policy_ids``) with every remote worker
-    of the training and evaluation sets, and the evaluation set's driver-side worker. Reading
-    the workers sends nothing first (the shim's own calls never do): it shows them as they
-    are, unless ``send_pending`` asks to send what is pending first (``sync(algo)``)."""
+    of the training and evaluation sets, and the evaluation set's driver-side worker.
+
+    Reading the workers is a use of them, and an add is not done before they have it: with the
+    shim installed, an add still held for the workers' next use is sent first, as before any
+    other call to them. Weight changes pending for the next sample are not sent (they show as
+    "pending"), unless ``send_pending`` asks for that first (``sync(algo)``)."""
     from . import _install
 
+    restarted: dict[str, list[int]] = {}
     if _install.is_installed():
-        from . import _broadcast, _deferred
+        from . import _broadcast, _deferred, _restarts
 
         if send_pending:
             _broadcast.push_everything(algo)
@@ -149,6 +157,9 @@ def verify(
                 _deferred.send_held_adds(group)
             except _faults.WorkerFault as fault:
                 raise fault.error from None
+        restarted = {
+            role: _restarts.unnoticed(group) for role, group in _compat.groups(algo).items()
+        }
     truth = _compat.local_worker(_compat.training_group(algo))
     every_policy = policy_ids is None
     requested = None if policy_ids is None else list(policy_ids)
@@ -166,8 +177,15 @@ def verify(
         excused = _excused(group)
         read = functools.partial(_remote.policy_weights, policy_ids=expected)
         replies = _compat.foreach_remote(group, read)
+        restarted_here = restarted.get(role, [])
         for worker_id, outcome in replies:
-            checks.extend(_compare(role, str(worker_id), driver, outcome, every_policy, excused))
+            if worker_id not in restarted_here:
+                checks.extend(
+                    _compare(role, str(worker_id), driver, outcome, every_policy, excused)
+                )
+        for worker_id in restarted_here:
+            why = "restarted by Ray without RLlib noticing; restored before it samples again"
+            checks.append(PolicyCheck(role, str(worker_id), "*", RESTARTED, 0.0, why))
         own = _compat.local_worker(group)
         if own is not None and own is not truth:
             # The set's own driver-side worker, for the policies it takes from the training
@@ -175,7 +193,8 @@ def verify(
             from_truth = {pid: copy for pid, copy in driver.items() if sources[pid] is truth}
             outcome = _remote.policy_weights(own, list(from_truth))
             checks.extend(_compare(role, "local", from_truth, outcome, False, excused))
-        for worker_id in sorted({*replies.unreached, *_compat.unhealthy_worker_ids(group)}):
+        out_of_service = {*replies.unreached, *_compat.unhealthy_worker_ids(group)}
+        for worker_id in sorted(out_of_service - set(restarted_here)):
             why = (
                 "died"
                 if worker_id in replies.failed

@@ -10,7 +10,9 @@
   only the trained and the changed ones.
 * ``Algorithm.step``: the shim's figures in the result dict, and a warning if an iteration
   reached the workers without the broadcast. ``Algorithm.setup``/restores: nothing pushed while
-  RLlib builds or restores workers. ``Algorithm.remove_policy``: forgets the removed policy.
+  RLlib builds or restores workers; before RLlib's restore, workers Ray restarted behind its
+  back are handed to it (``_restarts``). ``Algorithm.remove_policy``: forgets the removed
+  policy.
 * ``PolicyMap._stash_least_used_policy`` (the driver's map only): when the LRU cache evicts a
   policy the workers already hold, its record follows it into the stash; a changed one stays
   pending and is broadcast from the stash.
@@ -22,7 +24,7 @@ import logging
 import weakref
 from typing import Any
 
-from . import _broadcast, _busy, _compat, _deferred, _iteration, _tracking
+from . import _broadcast, _busy, _compat, _deferred, _iteration, _restarts, _tracking
 from ._guard import bind, on_old_stack, own_work, warn_once
 
 logger = logging.getLogger("rllib_addpolicy_fix")
@@ -101,12 +103,60 @@ def group_remote_call(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
     return wrapped(*args, **kwargs)
 
 
+#: What the shim does around RLlib's builds and restores of a set's workers.
+FINDING_RESTARTS = "finding remote workers Ray restarted behind RLlib's back"
+
+
 def algorithm_sets_up_workers(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
-    """RLlib builds the workers, or restores their state (from a checkpoint, after a restart):
-    nothing is pushed meanwhile. What the driver holds afterwards is compared with the workers
-    once, by digest, at their first use."""
+    """RLlib builds the workers, or restores their state from a checkpoint: nothing is pushed
+    meanwhile. What the driver holds afterwards is compared with the workers once, by digest,
+    at their first use; each worker is in sync now, at its present restart count
+    (``_restarts``)."""
     with _busy.quiet():
-        return wrapped(*args, **kwargs)
+        result = wrapped(*args, **kwargs)
+    with own_work(FINDING_RESTARTS):
+        if _compat.uses_old_stack(algo):
+            for group in _compat.groups(algo).values():
+                _restarts.in_sync_now(group)
+    return result
+
+
+def algorithm_restores_workers(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
+    """RLlib brings the workers of a set it saw fail back, from the driver's state (before each
+    training iteration and each evaluation). Workers Ray restarted without RLlib seeing them
+    fail are handed to that restore first (``_restarts``); nothing is pushed meanwhile."""
+    group: Any = None
+    out_before: list[int] | None = None
+    with own_work(FINDING_RESTARTS):
+        arguments = bind(wrapped, args, kwargs)
+        group = next(iter(arguments.values()), None) if arguments else None
+        if group is not None and _compat.group_uses_old_stack(group):
+            out_before = _restarts.before_restore(group)
+    with _busy.quiet():
+        result = wrapped(*args, **kwargs)
+    if out_before:
+        with own_work(FINDING_RESTARTS):
+            source = _compat.local_worker(group) or _compat.local_worker(
+                _compat.training_group(algo)
+            )
+            _restarts.after_restore(group, out_before, source)
+    return result
+
+
+def _restore_unnoticed_restarts(algo: Any, groups: list[Any]) -> None:
+    """Before an iteration or an evaluation samples: workers Ray restarted behind RLlib's back
+    are restored now, through RLlib's own restore (some releases restore only after sampling)."""
+    for group in groups:
+        if group is not None and _restarts.take_out_unnoticed(group):
+            _compat.restore_workers(algo, group)
+
+
+def algorithm_evaluate(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
+    """An evaluation worker Ray restarted behind RLlib's back is restored before it evaluates."""
+    with own_work(FINDING_RESTARTS):
+        if _compat.uses_old_stack(algo):
+            _restore_unnoticed_restarts(algo, [_compat.evaluation_group(algo)])
+    return wrapped(*args, **kwargs)
 
 
 def algorithm_step(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
@@ -114,6 +164,9 @@ def algorithm_step(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
     without the pre-use broadcast (e.g. a worker set whose class bypasses the wrapped calls)."""
     watched: _tracking.GroupRecord | None = None
     uses_before, pending_before = 0, frozenset[str]()
+    with own_work(FINDING_RESTARTS):
+        if _compat.uses_old_stack(algo):
+            _restore_unnoticed_restarts(algo, list(_compat.groups(algo).values()))
     with own_work("watching this training iteration"):
         if on_old_stack(_compat.uses_old_stack(algo)):
             with _tracking.held():

@@ -132,3 +132,31 @@ def is_policy_to_train(worker: Any, policy_id: str) -> bool:
     configured, e.g. every single-agent config) means every policy is trained."""
     check = getattr(worker, "is_policy_to_train", None)
     return check is None or bool(check(policy_id, None))
+
+
+def restore_workers(algo: Any, group: Any) -> Any:
+    """RLlib's own restore of ``group``'s out-of-service remote workers: it probes each and sets
+    the driver's state on those that answer (``restore_workers``; ``restore_env_runners`` where
+    RLlib has it, by 2.50)."""
+    restore = getattr(algo, "restore_env_runners", None) or algo.restore_workers
+    return restore(group)
+
+
+def trial_runs_old_stack_algorithm(trial: Any) -> bool:
+    """Whether a Tune trial (``ray.tune.experiment.Trial``, 2.5 to 2.60) hosts an RLlib
+    Algorithm on the legacy stack: its trainable is an Algorithm class, and its config, laid
+    over that algorithm's defaults, selects the legacy stack (the default up to 2.39)."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    try:
+        trainable: Any = trial.get_trainable_cls()
+        if not (isinstance(trainable, type) and issubclass(trainable, Algorithm)):
+            return False
+        algorithm_class: Any = trainable
+        config = algorithm_class.get_default_config()  # a new config object each call
+        if isinstance(config, dict):  # an algorithm that still keeps a dict config
+            return not any(trial.config.get(flag) is True for flag in _NEW_STACK_FLAGS)
+        config.update_from_dict(dict(trial.config))
+        return config_uses_old_stack(config)
+    except Exception:  # noqa: BLE001 - a config this cannot read: no verdict, no warning
+        return False

@@ -100,6 +100,27 @@ def take_out_of_service(group: Any, worker_id: int) -> None:
     worker_manager(group).set_actor_state(worker_id, healthy=False)
 
 
+def restart_counts(group: Any) -> dict[int, int]:
+    """How many times Ray has restarted each remote worker's actor (a new process each time),
+    by worker id, read from Ray's actor table in the GCS: no call reaches a worker, so a
+    worker that is down or busy costs nothing. ``ray._private.state.actors(actor_id=...)`` and
+    its ``NumRestarts`` are the same from 2.5 to 2.60 (a private API: a worker whose entry
+    cannot be read is left out)."""
+    manager = worker_manager(group)
+    if manager is None:
+        return {}
+    from ray._private import state
+
+    counts: dict[int, int] = {}
+    for worker_id, actor in manager.actors().items():
+        actor_id = getattr(actor, "_actor_id", None)
+        info = state.actors(actor_id=actor_id.hex()) if actor_id is not None else None
+        restarts = info.get("NumRestarts") if isinstance(info, dict) else None
+        if isinstance(restarts, int):
+            counts[worker_id] = restarts
+    return counts
+
+
 #: Overrides the timeout of every remote call the shim makes (seconds, > 0).
 TIMEOUT_ENV_VAR = "RLLIB_ADDPOLICY_FIX_TIMEOUT_S"
 #: The user's health-probe timeout, newest name first (``worker_health_probe_timeout_s`` became
