@@ -3,6 +3,7 @@ uninstalled (the ``shim`` fixture), and must see the divergence when it is unins
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ def ray_session() -> Iterator[Any]:
     ray.cloudpickle.register_pickle_by_value(helpers)  # workers cannot import the tests
     # Logical CPUs: 2 training + 2 evaluation workers + the driver on a 2-core machine.
     ray.init(
+        address="local",  # never another session's instance (CI runs two side by side)
         num_cpus=8,
         include_dashboard=False,
         log_to_driver=False,
@@ -42,12 +44,49 @@ class Shim:
     active: bool
 
     def expect(self, report: fix.ConsistencyReport, policy_id: str | None = None) -> None:
-        """Consistent with the shim; diverging (for ``policy_id``, if given) without it."""
+        """Consistent with the shim; diverging (for ``policy_id``, if given) without it.
+
+        Never by comparing nothing: ``policy_id`` (or, if None, every policy compared) must have
+        been compared on every remote worker that ``verify`` read in each set it was found in,
+        and on at least one remote worker."""
+        compared_on_every_worker(report, policy_id)
         diff = report.max_abs_diff(policy_id)
         if self.active:
             assert diff == 0.0 and (policy_id is not None or report.consistent), str(report)
         else:
             assert diff > 0.0, f"without the shim this must diverge, but:\n{report}"
+
+
+def compared_on_every_worker(report: fix.ConsistencyReport, policy_id: str | None) -> None:
+    """``report`` compared ``policy_id`` (every policy, if None) on at least one remote worker,
+    and on each remote worker it read of every set where it compared it at all."""
+    remote = [c for c in report.checks if c.worker != "local"]
+    workers: dict[str, set[str]] = {}
+    for check in remote:
+        workers.setdefault(check.group, set()).add(check.worker)
+    policy_ids = {policy_id} if policy_id is not None else {c.policy_id for c in remote} - {"*"}
+    assert policy_ids, f"verify compared no policy on any remote worker:\n{report}"
+    for pid in policy_ids:
+        found: dict[str, set[str]] = {}
+        for check in remote:
+            if check.policy_id == pid:
+                found.setdefault(check.group, set()).add(check.worker)
+        assert found, f"{pid!r} was compared on no remote worker:\n{report}"
+        short = {g: sorted(workers[g] - seen) for g, seen in found.items() if seen != workers[g]}
+        assert not short, f"{pid!r} was not compared on remote workers {short}:\n{report}"
+
+
+@contextlib.contextmanager
+def shim_mode(mode: str) -> Iterator[Shim]:
+    """The shim "installed" or "uninstalled" (RLlib alone) in this process, then installed."""
+    if mode == "installed":
+        assert fix.install()
+    else:
+        fix.uninstall()
+    try:
+        yield Shim(active=mode == "installed")
+    finally:
+        fix.install()
 
 
 @pytest.fixture(
@@ -56,12 +95,8 @@ class Shim:
     params=ray_compat.shim_modes(ray_compat.RUNNING == ray_compat.NEWEST, "the newest tested Ray")
 )
 def shim(request: pytest.FixtureRequest) -> Iterator[Shim]:
-    if request.param == "installed":
-        assert fix.install()
-    else:
-        fix.uninstall()
-    yield Shim(active=request.param == "installed")
-    fix.install()
+    with shim_mode(request.param) as mode:
+        yield mode
 
 
 @pytest.fixture

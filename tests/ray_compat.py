@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
 from rllib_addpolicy_fix import _compat, _releases
 
@@ -35,8 +36,13 @@ RESTARTED_PPO_WORKERS_CRASH = RUNNING in ("2.10.0", "2.30.0")
 #: Ray 2.60's validation turns the replay buffer type into a class, which its own old-stack
 #: buffer set-up then fails on, so legacy DQN cannot be built there.
 LEGACY_DQN_BUILDS = RUNNING != "2.60.0"
+#: ``Algorithm.set_weights`` naming a policy the driver lacks: RLlib raises KeyError up to
+#: 2.30; from 2.40 it skips the id with a warning.
+SET_WEIGHTS_SKIPS_UNKNOWN_IDS = Version(RUNNING) >= Version("2.40")
+#: The newest tested release where legacy DQN builds: its RLlib-alone control runs there.
+NEWEST_WITH_LEGACY_DQN = "2.40.0"
 #: The oldest and the newest release where legacy DQN builds.
-DQN_TESTED = LEGACY_DQN_BUILDS and RUNNING in (OLDEST, "2.40.0")
+DQN_TESTED = LEGACY_DQN_BUILDS and RUNNING in (OLDEST, NEWEST_WITH_LEGACY_DQN)
 
 
 #: ``fault_tolerance()`` names for "restart failed workers" and "restart delay", newest first:
@@ -102,6 +108,38 @@ def crash_first_worker(group: Any) -> None:
     )
     assert results and not any(result.ok for result in results), "the worker did not exit"
     assert worker_id not in manager.healthy_actor_ids(), "RLlib did not see the worker die"
+
+
+def restart_behind_rllibs_back(group: Any) -> int:
+    """The set's lowest-id remote worker's process is killed between calls and Ray restarts it
+    (the actor allows restarts), as when a worker dies while the driver learns; returns its id
+    once the new process answers a call made to the actor directly, not through RLlib, whose
+    actor manager sees nothing and still calls the worker healthy."""
+    import time
+
+    import ray
+
+    import helpers
+
+    worker_id = min(remote_actors(group))
+    actor = remote_actors(group)[worker_id]
+    before = ray.get(actor.apply.remote(helpers.process_id), timeout=60)
+    restarts = _compat.restart_counts(group).get(worker_id, 0)
+    ray.kill(actor, no_restart=False)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            after = ray.get(actor.apply.remote(helpers.process_id), timeout=30)
+        except ray.exceptions.RayError:
+            time.sleep(0.2)
+            continue
+        if after != before:
+            break
+    else:
+        raise AssertionError(f"Ray did not restart remote worker {worker_id}")
+    assert _compat.restart_counts(group).get(worker_id) == restarts + 1
+    assert worker_id in _compat.worker_manager(group).healthy_actor_ids(), "RLlib noticed"
+    return worker_id
 
 
 def checkpoint_path(saved: Any) -> str:

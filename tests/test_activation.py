@@ -165,36 +165,43 @@ def test_doctor_when_ray_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None
 @needs_pth
 @ray_compat.newest_only
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("workers", ["off", "on"])
+@pytest.mark.parametrize("workers", ["off", "on", "nowhere"])
 def test_fix_is_driver_only_on_a_two_node_cluster(workers: str) -> None:
     """Remote workers on a second node, with the shim disabled there (nothing of the package is
     even imported) or active: the same consistent result, no extra broadcasts, and adds past
-    the policy cache that rebuild nothing there."""
+    the policy cache that rebuild nothing there. "nowhere", RLlib alone (the shim off in the
+    driver too), is the control: its snapshots diverge on the second node."""
     facts = last_json(run([sys.executable, str(SCRIPTS / "cluster_league.py"), workers]))
+    workers_there = len(facts["worker_nodes"])
+    assert workers_there and facts["driver_node"] not in facts["worker_nodes"]
+    if workers == "nowhere":
+        assert not facts["consistent"] and facts["max_abs_diff"] > 0.0, facts
+        # RLlib's own adds past the cache, on the second node: on_create_policy for every
+        # policy in the map, stashed ones loaded back from the stash (what the fix's do not).
+        assert facts["created_in_adds"] != [["main_v1", "main_v2", "main_v3"]] * workers_there
+        assert all(rebuilt > 0 for rebuilt in facts["rebuilt_in_adds"]), facts
+        return
     assert facts["consistent"] and facts["max_abs_diff"] == 0.0
-    assert facts["worker_nodes"] and facts["driver_node"] not in facts["worker_nodes"]
     if workers == "off":
-        assert facts["worker_shim_modules"] == [[], []]
+        assert facts["worker_shim_modules"] == [[]] * workers_there
     else:
-        assert facts["worker_shim_active"] == [True, True]
+        assert facts["worker_shim_active"] == [True] * workers_there
     assert (facts["broadcasts"], facts["policies_broadcast"]) == (5, 5)  # same in both modes
     # Adds past the policy cache: on_create_policy for the new policy only, nothing rebuilt
     # from the stash, on workers that have nothing of the package.
-    assert facts["created_in_adds"] == [["main_v1", "main_v2", "main_v3"]] * 2, facts
-    assert facts["rebuilt_in_adds"] == [0, 0], facts
+    assert facts["created_in_adds"] == [["main_v1", "main_v2", "main_v3"]] * workers_there, facts
+    assert facts["rebuilt_in_adds"] == [0] * workers_there, facts
 
 
 @ray_compat.newest_only
 @pytest.mark.timeout(900)
 def test_built_wheel_fixes_an_unedited_league_script_in_a_fresh_venv(tmp_path: Path) -> None:
     wheelhouse, env = tmp_path / "wheels", tmp_path / "env"
-    built = run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(wheelhouse), str(ROOT)]
-    )
+    venv.create(env, with_pip=True)  # a user's venv, with pip (the test's own has uv's, none)
+    python = str(env / "bin" / "python")
+    built = run([python, "-m", "pip", "wheel", "--no-deps", "-w", str(wheelhouse), str(ROOT)])
     assert built.returncode == 0, built.stderr
     (wheel,) = wheelhouse.glob("rllib_addpolicy_fix-*.whl")
-    venv.create(env, with_pip=True)
-    python = str(env / "bin" / "python")
     pins = [f"{name}=={metadata.version(name)}" for name in ("ray", "gymnasium", "numpy")]
     installed = run(
         [
@@ -203,7 +210,7 @@ def test_built_wheel_fixes_an_unedited_league_script_in_a_fresh_venv(tmp_path: P
             "pip",
             "install",
             "--quiet",
-            "--no-compile",  # as noxfile.NO_COMPILE: the script compiles what it imports
+            "--no-compile",  # as the test sessions' uv: the script compiles what it imports
             "torch==2.13.0",
             str(wheel),
             f"ray[rllib]=={metadata.version('ray')}",
@@ -214,3 +221,7 @@ def test_built_wheel_fixes_an_unedited_league_script_in_a_fresh_venv(tmp_path: P
     assert installed.returncode == 0, installed.stderr[-3000:]
     outcome = last_json(run([python, str(SCRIPTS / "seed_league.py")]))
     assert outcome == {"max_abs_diff": 0.0, "remote_workers": 2, "shim_imported": True}
+    # The control: the same install with the fix switched off is RLlib alone, whose snapshot
+    # plays with its random initial weights on the remote workers.
+    alone = last_json(run([python, str(SCRIPTS / "seed_league.py")], RLLIB_ADDPOLICY_FIX="0"))
+    assert alone["shim_imported"] is False and alone["max_abs_diff"] > 0.0, alone

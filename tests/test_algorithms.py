@@ -3,9 +3,11 @@ learner thread) on the legacy stack, each on the oldest and the newest tested Ra
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import Shim, shim_mode
 
 import helpers
 import ray_compat
@@ -17,6 +19,19 @@ OLDEST, NEWEST = ray_compat.OLDEST, ray_compat.NEWEST
 APPO_RUNS_ON = (OLDEST, NEWEST)
 
 pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(
+    # RLlib alone where each algorithm's newest tested run is: APPO's on the newest Ray, DQN's
+    # on the newest that builds legacy DQN.
+    params=ray_compat.shim_modes(
+        RAY in (NEWEST, ray_compat.NEWEST_WITH_LEGACY_DQN),
+        "the newest tested Ray, and the newest that builds legacy DQN",
+    )
+)
+def shim(request: pytest.FixtureRequest) -> Iterator[Shim]:
+    with shim_mode(request.param) as mode:
+        yield mode
 
 
 @pytest.mark.parametrize(

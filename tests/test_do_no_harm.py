@@ -55,7 +55,8 @@ def test_failing_bookkeeping_is_logged_once_and_rllib_goes_on(
     assert all(isinstance(result, dict) and "info" in result for result in results)
     group = _compat.training_group(algo)
     remote_ids = [set(ids) for _, ids in _compat.foreach_remote(group, helpers.policy_ids_of)]
-    assert remote_ids == [{"main", "snap1", "snap2"}] * 2  # RLlib's add reached every worker
+    expected = [{"main", "snap1", "snap2"}] * _compat.num_remote_workers(group)
+    assert remote_ids == expected  # RLlib's add reached every worker
     warned = shim_warnings(caplog)
     messages = [record.getMessage() for record in warned]
     assert len(messages) == len(set(messages)) >= 2, messages  # each failing step once
@@ -105,7 +106,7 @@ def test_failing_evaluation_sync_narrowing_never_fails_evaluate_and_warns_once(
     build: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert fix.install()
-    algo = build(helpers.ppo_config(evaluation_workers=2))
+    algo = build(helpers.ppo_config(evaluation_workers=1))
     helpers.copy_weights(algo, "snap1")
     algo.evaluate()  # the shim follows the evaluation set from here
     snap1 = algo.get_policy("snap1")

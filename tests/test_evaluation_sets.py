@@ -31,7 +31,7 @@ def statuses(report: fix.ConsistencyReport, policy_id: str) -> dict[str, set[str
 def test_a_policy_only_the_evaluation_set_has_reaches_its_workers_after_a_driver_side_change(
     shim: Any, build: Any
 ) -> None:
-    algo = build(helpers.ppo_config(evaluation_workers=1))
+    algo = build(helpers.ppo_config(evaluation_workers=1, callbacks=helpers.SampleProbe))
     algo.train()
     main = algo.get_policy("main")
     kwargs = ray_compat.add_to_one_set_kwargs("evaluation")
@@ -53,7 +53,11 @@ def test_a_policy_only_the_evaluation_set_has_reaches_its_workers_after_a_driver
         report = fix.verify(algo)
         assert statuses(report, "scout") == {"evaluation": {"pending"}}, str(report)
         assert report.consistent, str(report)
+    evaluation = _compat.evaluation_group(algo)
+    counts = helpers.sample_count(algo, evaluation)
     algo.train()  # evaluates: the shim sends it before the evaluation workers sample
+    seen = helpers.samples_since(algo, counts, group=evaluation)
+    helpers.expect_sampled_with(shim, seen, "scout", helpers.digest(scout.get_weights()))
     shim.expect(fix.verify(algo, ["scout"]), "scout")
 
     if shim.active:  # and sync() sends it on demand

@@ -42,11 +42,19 @@ def probe(request: pytest.FixtureRequest, ray_session: Any) -> Iterator[type]:
 
 
 def expect_consistent_league(probe: type, metrics: dict[str, Any]) -> None:
+    """The snapshots matched the driver's on every remote copy ``verify`` read and, where the
+    probe records them (``LeagueProbe``), whenever a remote worker sampled; RLlib alone must
+    diverge in both."""
     assert metrics["league_checks"] > 0, metrics
+    sampled = "league_sampled" in metrics
+    if sampled:
+        assert metrics["league_sampled"] > 0, metrics
     if probe is helpers.LeagueProbe:
         assert metrics["league_max_diff"] == 0.0, metrics
+        assert not sampled or metrics["league_stale_samples"] == 0, metrics
     else:
         assert metrics["league_max_diff"] > 0.0, f"RLlib alone must diverge: {metrics}"
+        assert not sampled or metrics["league_stale_samples"] > 0, metrics
 
 
 def league_config(probe: type, evaluation_workers: int = 0) -> Any:
@@ -72,16 +80,18 @@ def test_league_is_consistent_in_a_tune_trial_by_registered_name(
     probe: type, tmp_path: Path
 ) -> None:
     """``Tuner("PPO")`` with evaluation workers; the shim's figures reach progress.csv and no
-    Tune logger warns about them."""
+    Tune logger warns about them. A trial whose process runs without the fix (RLlib alone
+    there) is named in one warning in the driver, where the fix is in effect."""
     from ray.rllib.algorithms.ppo import PPO
 
     # Looking up a name Tune does not know yet makes RLlib import every algorithm it ships,
     # some of which need packages PPO does not (tensorflow_probability on 2.5, Pillow on 2.60):
     # register the name as RLlib would, and the lookup is the one a user's "PPO" goes through.
     tune.register_trainable("PPO", PPO)
-    collect = _Collect()
-    tune_logger = logging.getLogger("ray.tune")
+    collect, in_driver = _Collect(), _Collect()
+    tune_logger, shim_logger = logging.getLogger("ray.tune"), logging.getLogger(fix.__name__)
     tune_logger.addHandler(collect)
+    shim_logger.addHandler(in_driver)
     try:
         results = tune.Tuner(
             "PPO",
@@ -90,6 +100,7 @@ def test_league_is_consistent_in_a_tune_trial_by_registered_name(
         ).fit()
     finally:
         tune_logger.removeHandler(collect)
+        shim_logger.removeHandler(in_driver)
     (result,) = list(results)
     assert result.error is None, result.error
     expect_consistent_league(probe, result.metrics)
@@ -103,6 +114,12 @@ def test_league_is_consistent_in_a_tune_trial_by_registered_name(
         assert sum(float(row[f"{fix.RESULT_KEY}/policies_broadcast"]) for row in rows) > 0
     about_shim = [r.getMessage() for r in collect.records if fix.RESULT_KEY in r.getMessage()]
     assert about_shim == []
+    without_fix = [r.getMessage() for r in in_driver.records if "without the fix" in r.getMessage()]
+    if probe is helpers.LeagueProbe:
+        assert without_fix == []
+    else:
+        (warning,) = without_fix
+        assert str(result.metrics["trial_id"]) in warning and "pip install" in warning, warning
 
 
 @ray_compat.at_the_ends

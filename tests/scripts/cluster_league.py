@@ -1,6 +1,8 @@
 """Driver-only proof: a two-node Ray cluster on one machine, remote workers on the second node.
 
-    python cluster_league.py on|off   # the shim on the worker processes (driver: always on)
+    python cluster_league.py on|off|nowhere
+    # on, off: the shim on the worker processes or not (the driver: on)
+    # nowhere: RLlib alone, the shim off in the driver and on the workers
 
 Prints one JSON line: verify() verdict, where the workers ran, which shim modules they imported,
 and how many broadcasts the driver made.
@@ -31,6 +33,8 @@ ray.init(
     configure_logging=False,
     runtime_env={"env_vars": {"RLLIB_ADDPOLICY_FIX": "1" if workers_mode == "on" else "0"}},
 )
+if workers_mode == "nowhere":
+    fix.uninstall()
 # Nothing of this package needs to be importable where the workers run.
 for module in (helpers, game):
     ray.cloudpickle.register_pickle_by_value(module)
@@ -47,7 +51,8 @@ try:
     # none from the stash, with or without the shim on the workers.
     for snapshot in ("main_v1", "main_v2", "main_v3"):
         helpers.copy_weights(algo, snapshot)
-        fix.sync(algo)
+        if workers_mode != "nowhere":  # RLlib alone has nothing like it
+            fix.sync(algo)
     adds = [counts for _, counts in _compat.foreach_remote(group, helpers.counters)]
     for _ in range(2):
         algo.train()
