@@ -1,7 +1,7 @@
 """Puts the start-up hook ``rllib_addpolicy_fix.pth`` into regular and editable wheels.
 
-The .pth line is generated from ``bootstrap/_rllib_addpolicy_fix_bootstrap.py`` (see
-``bootstrap/make_pth.py``). Editable wheels take their extra files from
+The .pth line is generated from ``rllib_addpolicy_fix/activation/startup_hook.py`` by
+``bootstrap/make_pth.py``. Editable wheels take their extra files from
 ``force_include_editable``, regular ones from ``force_include``.
 """
 

@@ -3,8 +3,9 @@
 ``python -m nox`` runs everything CI runs, one session after another (``bash .ci/run`` runs the
 same sessions two at a time); ``python -m nox -s "tests(ray='2.60.0')"`` one release;
 ``python -m nox -t quick`` the quick tier (lint, type check, the core tests with their controls
-on the newest release). The releases and their pins come from ``rllib_addpolicy_fix/_releases.py``
-(loaded by path: the package's dependencies are not installed where nox runs).
+on the newest release). The releases and their pins come from
+``rllib_addpolicy_fix/_compat/releases.py`` (loaded by path: the package's dependencies are not
+installed where nox runs).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 if os.environ.get("PIP_FIND_LINKS") and not os.environ.get("UV_FIND_LINKS"):
     os.environ["UV_FIND_LINKS"] = os.environ["PIP_FIND_LINKS"]
 
-RELEASES = runpy.run_path(str(Path(__file__).parent / "rllib_addpolicy_fix" / "_releases.py"))
+RELEASES = runpy.run_path(
+    str(Path(__file__).parent / "rllib_addpolicy_fix" / "_compat" / "releases.py")
+)
 PYTHON: str = RELEASES["PYTHON"]
 TORCH: str = RELEASES["TORCH"]
 RAY_PINS: dict[str, tuple[str, ...]] = RELEASES["TESTED_RAY"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import ray
 
-from rllib_addpolicy_fix import demo
+from rllib_addpolicy_fix.tools import demo
 
 
 def league_arguments(description: str) -> argparse.ArgumentParser:

@@ -40,7 +40,9 @@ def serve(args: argparse.Namespace) -> None:
     import ray.cloudpickle
 
     import rllib_addpolicy_fix as fix
-    from rllib_addpolicy_fix import _compat, demo
+    from rllib_addpolicy_fix import _compat
+    from rllib_addpolicy_fix.syncing import transport as _transport
+    from rllib_addpolicy_fix.tools import demo
 
     shim = fix.is_installed()
     import league_scale
@@ -65,13 +67,13 @@ def serve(args: argparse.Namespace) -> None:
     for _ in sys.stdin:
         algo.train()  # "main" changes, as between two evaluations of a real run
         before = [count_rebuilds()] + [
-            r for _, r in _compat.foreach_remote(evaluation, count_rebuilds)
+            r for _, r in _transport.foreach_remote(evaluation, count_rebuilds)
         ]
         started = time.perf_counter()
         algo.evaluate()
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         after = [count_rebuilds()] + [
-            r for _, r in _compat.foreach_remote(evaluation, count_rebuilds)
+            r for _, r in _transport.foreach_remote(evaluation, count_rebuilds)
         ]
         rebuilt = [a - b for a, b in zip(after, before)]
         print(f"{elapsed_ms:.3f} {rebuilt[0]} {sum(rebuilt[1:])}", flush=True)

@@ -20,7 +20,9 @@ import ray
 from _league import league, league_arguments, start_ray
 
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _broadcast, _compat, _tracking
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.syncing import broadcast as _broadcast
+from rllib_addpolicy_fix.syncing import tracking as _tracking
 
 
 def main() -> int:

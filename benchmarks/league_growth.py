@@ -45,7 +45,9 @@ from typing import Any, TypeVar
 import ray
 
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _tracking, demo
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.syncing import tracking as _tracking
+from rllib_addpolicy_fix.tools import demo
 
 
 def copy_weights(algo: Any, dst: str) -> None:

@@ -70,7 +70,7 @@ def rss_mib(worker: Any = None) -> float:
 
 def snapshot(algo: Any, policy_id: str) -> None:
     """The seed script's copy, facing the new snapshot from now on."""
-    from rllib_addpolicy_fix import demo
+    from rllib_addpolicy_fix.tools import demo
 
     demo.copy_weights(
         algo, policy_id, policy_mapping_fn=functools.partial(face_newest, newest=policy_id)
@@ -83,7 +83,9 @@ def grow(args: argparse.Namespace) -> dict[str, Any]:
     import ray.cloudpickle
 
     import rllib_addpolicy_fix as fix
-    from rllib_addpolicy_fix import _compat, demo
+    from rllib_addpolicy_fix import _compat
+    from rllib_addpolicy_fix.syncing import transport as _transport
+    from rllib_addpolicy_fix.tools import demo
 
     shim = fix.is_installed()
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -104,7 +106,7 @@ def grow(args: argparse.Namespace) -> dict[str, Any]:
     group = _compat.training_group(algo)
 
     def processes(func: Any) -> list[Any]:
-        return [func()] + [result for _, result in _compat.foreach_remote(group, func)]
+        return [func()] + [result for _, result in _transport.foreach_remote(group, func)]
 
     algo.train()
     state_bytes = sum(

@@ -61,7 +61,7 @@ def serve(workers: int, hidden: list[int], carry: bool) -> None:
     import ray
 
     import rllib_addpolicy_fix as fix
-    from rllib_addpolicy_fix import demo
+    from rllib_addpolicy_fix.tools import demo
 
     shim = fix.is_installed()
     ray.init(

@@ -13,7 +13,9 @@ import sys
 import ray
 
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _tracking, demo
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.syncing import tracking as _tracking
+from rllib_addpolicy_fix.tools import demo
 
 
 def main() -> int:

@@ -61,11 +61,11 @@ ray.shutdown()
 def hook_payloads(directory: str) -> dict[str, str]:
     import ray.cloudpickle
 
-    from rllib_addpolicy_fix import _arm
+    from rllib_addpolicy_fix.activation import startup_hook as _startup_hook
 
-    ray.cloudpickle.register_pickle_by_value(_arm)
+    ray.cloudpickle.register_pickle_by_value(_startup_hook)
     paths = {}
-    for label, hook in (("shim", _arm.worker_setup_hook(None)), ("empty", lambda: None)):
+    for label, hook in (("shim", _startup_hook.worker_setup_hook(None)), ("empty", lambda: None)):
         paths[label] = os.path.join(directory, f"{label}.pkl")
         with open(paths[label], "wb") as out:
             out.write(ray.cloudpickle.dumps(hook))

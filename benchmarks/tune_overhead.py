@@ -24,7 +24,9 @@ from ray import tune
 from ray.rllib.algorithms.callbacks import DefaultCallbacks
 from ray.rllib.algorithms.ppo import PPO
 
-from rllib_addpolicy_fix import _compat, _tracking, demo
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.syncing import tracking as _tracking
+from rllib_addpolicy_fix.tools import demo
 
 
 def alternating_shim(snapshots: int, block: int) -> type:

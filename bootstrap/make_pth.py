@@ -1,6 +1,7 @@
-"""Build the one-line ``rllib_addpolicy_fix.pth`` from ``rllib_addpolicy_fix/_arm.py``.
+"""Build the one-line ``rllib_addpolicy_fix.pth`` from the start-up hook,
+``rllib_addpolicy_fix/activation/startup_hook.py``.
 
-The line executes ``_arm``'s source inline and calls ``arm()`` (docstrings dropped, so there is
+The line executes the hook's source inline and calls ``arm()`` (docstrings dropped, so there is
 less to compile), because importing a module from site-packages at every interpreter start
 costs more than the 2 ms budget when bytecode is not cached. Standard library only.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-BOOTSTRAP = Path(__file__).resolve().parent.parent / "rllib_addpolicy_fix" / "_arm.py"
+PACKAGE = Path(__file__).resolve().parent.parent / "rllib_addpolicy_fix"
+BOOTSTRAP = PACKAGE / "activation" / "startup_hook.py"
 PTH_NAME = "rllib_addpolicy_fix.pth"
-#: Appended to ``_arm``'s source: arm at interpreter start, never fail it.
+#: Appended to the hook's source: arm at interpreter start, never fail it.
 _NOT_AT_START = frozenset({"worker_setup_hook"})
 _CALL = "\ntry:\n    arm()\nexcept Exception:\n    pass\n"
 

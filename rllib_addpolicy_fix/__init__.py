@@ -2,26 +2,24 @@
 
 ``import rllib_addpolicy_fix`` is all a script needs: it wraps RLlib as soon as RLlib is
 imported (before or after this import), without importing Ray itself. Set
-``RLLIB_ADDPOLICY_FIX=0`` to turn it off.
+``RLLIB_ADDPOLICY_FIX=0`` to turn it off. This module is the public API; how the folders
+below divide the work is in ``docs/reading-the-code.md``.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import Any
-
-from ._deferred import RemoteAddError
-from ._faults import WorkerTimeoutError
-from ._install import install, is_installed, uninstall
-from ._verify import (
+from .patching.install import install, is_installed, uninstall
+from .syncing.broadcast import SyncSummary, sync
+from .syncing.held_adds import RemoteAddError
+from .syncing.tracking import RESULT_KEY
+from .syncing.transport import WorkerTimeoutError
+from .tools.verify import (
     ConsistencyReport,
     InconsistentWeightsError,
     PolicyCheck,
     assert_consistent,
     verify,
 )
-from ._wrappers import RESULT_KEY
 
 __version__ = "0.1.0"
 
@@ -41,28 +39,6 @@ __all__ = [
     "uninstall",
     "verify",
 ]
-
-
-@dataclass(frozen=True)
-class SyncSummary:
-    """What :func:`sync` sent: policy ids per worker set, and how long it took."""
-
-    sent: dict[str, list[str]] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-def sync(algo: Any) -> SyncSummary:
-    """Push every pending driver-side weight change to the remote workers of ``algo``'s training
-    and evaluation sets now, blocking; what the shim otherwise does before the next sample.
-
-    Bounded like every call of the shim: a worker that does not apply the weights in time is
-    handed to RLlib's fault handling, and its error raised when the algorithm's config does not
-    tolerate failed workers (:class:`WorkerTimeoutError` for one that did not answer)."""
-    from . import _broadcast
-
-    started = time.perf_counter()
-    sent = _broadcast.push_everything(algo)
-    return SyncSummary(sent, time.perf_counter() - started)
 
 
 install()

@@ -35,13 +35,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.command == "demo":
-        from . import demo
+        from .tools import demo
 
         return demo.main(args)
     if args.command == "doctor":
-        from . import _doctor
+        from .tools import doctor
 
-        return _doctor.main(args.json)
+        return doctor.main(args.json)
     return 2
 
 

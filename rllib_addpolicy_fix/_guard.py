@@ -1,9 +1,13 @@
-"""The shim's own work never becomes the user's failure: it is guarded, and logged once.
+"""The shim's own work never becomes the user's failure: it is guarded, and said once.
 
 Each wrapper does its own work inside :func:`own_work`. Should that work fail, the failure is
 logged once and RLlib's call runs exactly as it would without the shim. Errors the shim raises
 on purpose (a duplicate id, an unsendable ``policies_to_train``) are built inside and raised
-outside the guard; a remote worker's failure passes through it unchanged (``_faults``).
+outside the guard. A remote worker's failure is not the shim's: it travels as a
+:class:`WorkerFault` and reaches the user as RLlib raises it (:func:`worker_errors_raised`).
+
+Every module of the fix logs to :data:`logger`, and says a warning that could repeat once per
+process through :func:`warn_once`. Standard library only: every other module may use this one.
 """
 
 from __future__ import annotations
@@ -11,20 +15,36 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
 
-from . import _compat, _faults
-
+#: The fix's one logger (``rllib_addpolicy_fix.remote`` on the workers, see ``syncing/remote``).
 logger = logging.getLogger("rllib_addpolicy_fix")
 
 #: Keys of the warnings already logged in this process.
 warned: set[str] = set()
 
 
-def warn_once(key: str, message: str, *args: Any) -> None:
+def warn_once(key: str, message: str, *args: object) -> None:
     if key not in warned:
         warned.add(key)
         logger.warning(message, *args)
+
+
+class WorkerFault(Exception):
+    """Carries a worker's failure past the shim's own-work guard (which logs and swallows
+    failures of the shim itself) to the user, unchanged."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextlib.contextmanager
+def worker_errors_raised() -> Iterator[None]:
+    """A worker's failure inside leaves as the error RLlib (or the shim) raised for it."""
+    try:
+        yield
+    except WorkerFault as fault:
+        raise fault.error from None
 
 
 @contextlib.contextmanager
@@ -32,9 +52,8 @@ def own_work(what: str) -> Iterator[None]:
     """Swallow (and log once per ``what``) a failure of the shim's own work: it must never
     become the user's failure."""
     try:
-        yield
-    except _faults.WorkerFault as fault:  # a worker's failure, not the shim's: RLlib's way
-        raise fault.error from None
+        with worker_errors_raised():  # a worker's failure, not the shim's: RLlib's way
+            yield
     except Exception:  # noqa: BLE001 - the documented contract: log, never raise
         if what not in warned:
             warned.add(what)
@@ -55,12 +74,3 @@ def on_old_stack(uses_old_stack: bool) -> bool:
             "hybrid) API stack; the shim leaves it as it is.",
         )
     return uses_old_stack
-
-
-def bind(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
-    """The call's arguments by name, or None when they do not fit (RLlib raises its own
-    error for that call, unchanged)."""
-    try:
-        return _compat.bind(wrapped, args, kwargs)
-    except TypeError:
-        return None

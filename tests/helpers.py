@@ -17,7 +17,13 @@ from ray.rllib.algorithms.ppo.ppo_torch_policy import PPOTorchPolicy
 from ray.rllib.policy.policy import Policy, PolicySpec
 
 from rllib_addpolicy_fix import _compat
-from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE, PLAYERS, RockPaperScissors
+from rllib_addpolicy_fix.syncing import transport as _transport
+from rllib_addpolicy_fix.tools.game import (
+    ACTION_SPACE,
+    OBSERVATION_SPACE,
+    PLAYERS,
+    RockPaperScissors,
+)
 
 PROBE_OBSERVATION = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
 
@@ -244,7 +250,7 @@ def checks_of(report: Any, group: str) -> Any:
 
 def remote_results(algo: Any, func: Any, group: Any = None) -> list[Any]:
     group = group if group is not None else _compat.training_group(algo)
-    return [result for _, result in _compat.foreach_remote(group, func)]
+    return [result for _, result in _transport.foreach_remote(group, func)]
 
 
 def sample_count(algo: Any, group: Any = None) -> list[int]:

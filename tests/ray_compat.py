@@ -10,17 +10,18 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from rllib_addpolicy_fix import _compat, _releases
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix._compat import releases as _releases
 
 #: Releases CI runs the behaviour tests on, oldest first.
 TESTED_RAY = tuple(_releases.TESTED_RAY)
 OLDEST, NEWEST = TESTED_RAY[0], TESTED_RAY[-1]
 RUNNING = str(_compat.installed_ray_version())
 
-# Where a test runs, to keep CI within its time on a 2-core machine (README, "Supported"). Every
-# tested release runs the core tests, a Tune trial by name, an Algorithm actor and the
-# single-agent transparency cells; the oldest and the newest, where the API differs most, run
-# the rest; the newest alone runs RLlib-alone controls (``shim_modes``) and what does not
+# Where a test runs, to keep CI within its time on a 2-core machine (docs/reading-the-code.md,
+# "Tests"). Every tested release runs the core tests, a Tune trial by name, an Algorithm actor
+# and the single-agent transparency cells; the oldest and the newest, where the API differs
+# most, run the rest; the newest alone runs RLlib-alone controls (``shim_modes``) and what does not
 # depend on the release.
 #: Runs on the oldest and the newest tested Ray only.
 at_the_ends = pytest.mark.skipif(

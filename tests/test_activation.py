@@ -16,11 +16,15 @@ import pytest
 
 import ray_compat
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _arm, _compat, _doctor, _install, _patch_table, _pth
+from rllib_addpolicy_fix import _compat, _settings
+from rllib_addpolicy_fix.activation import job_env as _job_env
+from rllib_addpolicy_fix.activation import startup_hook as _startup_hook
+from rllib_addpolicy_fix.patching import table as _patch_table
+from rllib_addpolicy_fix.tools import doctor as _doctor
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
-PTH = Path(sysconfig.get_paths()["purelib"]) / _pth.PTH_NAME
+PTH = Path(sysconfig.get_paths()["purelib"]) / _job_env.PTH_NAME
 
 needs_pth = pytest.mark.skipif(
     not PTH.is_file(), reason="the package is not installed here (run the tests through nox)"
@@ -34,7 +38,7 @@ def defined_targets() -> list[str]:
 
 
 def run(args: list[str], timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != _install.ENV_VAR} | env
+    environment = {k: v for k, v in os.environ.items() if k != _settings.ENV_VAR} | env
     return subprocess.run(
         args, capture_output=True, text=True, env=environment, timeout=timeout, cwd=str(Path.home())
     )  # not the repo: import the installed package
@@ -84,7 +88,7 @@ def test_broken_shim_never_breaks_interpreter_start_or_ray_import(tmp_path: Path
 
 
 def test_start_up_hook_is_generated_from_the_same_source_as_the_worker_hook() -> None:
-    """The .pth line runs ``_arm`` (minus the worker setup hook), so both arm alike."""
+    """The .pth line runs ``_startup_hook`` (minus the worker setup hook), so both arm alike."""
     sys.path.insert(0, str(ROOT / "bootstrap"))
     try:
         import make_pth
@@ -92,7 +96,7 @@ def test_start_up_hook_is_generated_from_the_same_source_as_the_worker_hook() ->
         sys.path.remove(str(ROOT / "bootstrap"))
     line = make_pth.pth_line()
     assert "def arm()" in line and "worker_setup_hook" not in line
-    assert set(_install.OFF_VALUES) == set(_arm.OFF_VALUES)
+    assert set(_settings.OFF_VALUES) == set(_startup_hook.OFF_VALUES)
 
 
 @needs_pth

@@ -12,7 +12,7 @@ from conftest import Shim, shim_mode
 import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _tracking
+from rllib_addpolicy_fix.syncing import tracking as _tracking
 
 RAY = ray_compat.RUNNING
 OLDEST, NEWEST = ray_compat.OLDEST, ray_compat.NEWEST

@@ -10,13 +10,14 @@ import textwrap
 import pytest
 
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _install, _patch_table
+from rllib_addpolicy_fix import _compat, _settings
+from rllib_addpolicy_fix.patching import table as _patch_table
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != _install.ENV_VAR} | env
+    environment = {k: v for k, v in os.environ.items() if k != _settings.ENV_VAR} | env
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -68,7 +69,7 @@ def test_activates_whether_imported_before_or_after_rllib(order: str) -> None:
         "\n".join(imports)
         + """
 import rllib_addpolicy_fix as fix
-print(len(fix._install.wrapped_targets()))
+print(len(fix.patching.install.wrapped_targets()))
 """
     )
     assert done.stdout.strip() == str(len(expected_targets())), done.stderr
@@ -108,7 +109,7 @@ def test_kill_switch_patches_nothing_and_says_so_once(value: str) -> None:
         import rllib_addpolicy_fix as fix
         fix.install(); fix.install()
         import ray.rllib.algorithms.ppo
-        print(fix.is_installed(), len(fix._install.wrapped_targets()))
+        print(fix.is_installed(), len(fix.patching.install.wrapped_targets()))
     """,
         RLLIB_ADDPOLICY_FIX=value,
     )
@@ -127,7 +128,7 @@ def test_unsupported_ray_patches_nothing_and_says_so_once() -> None:
         _compat.versions.SUPPORTED_RAY = SpecifierSet("<2.5")   # pretend this Ray is out of range
         print(fix.install(), fix.install())
         import ray.rllib.algorithms.ppo
-        print(fix.is_installed(), len(fix._install.wrapped_targets()))
+        print(fix.is_installed(), len(fix.patching.install.wrapped_targets()))
     """)
     assert done.stdout.split() == ["False", "False", "False", "0"], done.stderr
     assert done.stderr.count("outside the supported range") == 1, done.stderr

@@ -14,7 +14,8 @@ import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
-from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+from rllib_addpolicy_fix.syncing import transport as _transport
+from rllib_addpolicy_fix.tools.game import ACTION_SPACE, OBSERVATION_SPACE
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -49,7 +50,7 @@ def test_callable_policies_to_train_is_applied_on_every_worker(shim: Any, build:
     algo.add_policy("snap", type(main), policies_to_train=helpers.train_only_main, **SPACES)
     remote = [
         pair[1]
-        for pair in _compat.foreach_remote(
+        for pair in _transport.foreach_remote(
             group, functools.partial(helpers.trains, policy_id="snap")
         )
     ]

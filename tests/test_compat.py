@@ -9,7 +9,7 @@ import pytest
 
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat, _guard
-from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+from rllib_addpolicy_fix.tools.game import ACTION_SPACE, OBSERVATION_SPACE
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -18,8 +18,10 @@ import ray
 import helpers
 import rllib_addpolicy_fix as fix
 from helpers import expect_sampled_with, remote_results, sample_count, samples_since
-from rllib_addpolicy_fix import _compat, _remote, _tracking
-from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.syncing import remote as _remote
+from rllib_addpolicy_fix.syncing import tracking as _tracking
+from rllib_addpolicy_fix.tools.game import ACTION_SPACE, OBSERVATION_SPACE
 
 pytestmark = pytest.mark.timeout(300)
 

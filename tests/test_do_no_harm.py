@@ -12,7 +12,12 @@ import pytest
 import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _broadcast, _compat, _deferred, _guard, _tracking, _wrappers
+from rllib_addpolicy_fix import _compat, _guard
+from rllib_addpolicy_fix.patching import worker_set as _worker_set
+from rllib_addpolicy_fix.syncing import broadcast as _broadcast
+from rllib_addpolicy_fix.syncing import held_adds as _held_adds
+from rllib_addpolicy_fix.syncing import tracking as _tracking
+from rllib_addpolicy_fix.syncing import transport as _transport
 
 pytestmark = [pytest.mark.timeout(300), ray_compat.at_the_ends]
 
@@ -54,7 +59,7 @@ def test_failing_bookkeeping_is_logged_once_and_rllib_goes_on(
 
     assert all(isinstance(result, dict) and "info" in result for result in results)
     group = _compat.training_group(algo)
-    remote_ids = [set(ids) for _, ids in _compat.foreach_remote(group, helpers.policy_ids_of)]
+    remote_ids = [set(ids) for _, ids in _transport.foreach_remote(group, helpers.policy_ids_of)]
     expected = [{"main", "snap1", "snap2"}] * _compat.num_remote_workers(group)
     assert remote_ids == expected  # RLlib's add reached every worker
     warned = shim_warnings(caplog)
@@ -91,7 +96,7 @@ def test_failing_held_add_never_fails_train_and_goes_out_at_the_next_use(
     assert fix.install()
     algo = build(helpers.ppo_config())
     helpers.copy_weights(algo, "snap1")
-    monkeypatch.setattr(_deferred, "current_policy_state", fail)
+    monkeypatch.setattr(_held_adds, "current_policy_state", fail)
     caplog.set_level(logging.WARNING)
 
     assert "info" in algo.train()
@@ -111,7 +116,7 @@ def test_failing_evaluation_sync_narrowing_never_fails_evaluate_and_warns_once(
     algo.evaluate()  # the shim follows the evaluation set from here
     snap1 = algo.get_policy("snap1")
     snap1.set_weights(helpers.perturbed(snap1.get_weights(), 0.1))
-    monkeypatch.setattr(_wrappers, "bind", fail)  # reading RLlib's sync call fails
+    monkeypatch.setattr(_worker_set, "bind", fail)  # reading RLlib's sync call fails
     caplog.set_level(logging.WARNING)
 
     result = algo.evaluate()

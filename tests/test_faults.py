@@ -13,7 +13,9 @@ import pytest
 import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _tracking
+from rllib_addpolicy_fix import _compat, _settings
+from rllib_addpolicy_fix.syncing import tracking as _tracking
+from rllib_addpolicy_fix.syncing import transport as _transport
 
 
 def train_until_restored(algo: Any, expected: dict[str, int], deadline_s: float = 120.0) -> None:
@@ -132,13 +134,13 @@ WATCHDOG_S = 60.0
 @pytest.fixture
 def held_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Bounded shim calls and, after the test, no worker held in ``set_weights``."""
-    monkeypatch.setenv(_compat.TIMEOUT_ENV_VAR, str(BOUND_S))
+    monkeypatch.setenv(_settings.TIMEOUT_ENV_VAR, str(BOUND_S))
     yield
     helpers.release_set_weights()
 
 
 def worker_pids(group: Any) -> dict[int, int]:
-    return dict(_compat.foreach_remote(group, helpers.process_id))
+    return dict(_transport.foreach_remote(group, helpers.process_id))
 
 
 def league_with_a_held_snapshot(build: Any, config: Any) -> Any:
@@ -233,7 +235,7 @@ def test_a_worker_killed_during_a_broadcast_comes_back_with_every_snapshot(
 ) -> None:
     import ray
 
-    monkeypatch.setenv(_compat.TIMEOUT_ENV_VAR, str(WATCHDOG_S))  # it dies long before that
+    monkeypatch.setenv(_settings.TIMEOUT_ENV_VAR, str(WATCHDOG_S))  # it dies long before that
     algo = league_with_a_held_snapshot(
         build, ray_compat.enable_worker_restarts(helpers.ppo_config(num_workers=2))
     )

@@ -14,7 +14,9 @@ import pytest
 from test_activation import last_json, run
 
 import ray_compat
-from rllib_addpolicy_fix import _arm, _compat, _guard, _job_env
+from rllib_addpolicy_fix import _compat, _guard, _settings
+from rllib_addpolicy_fix.activation import job_env as _job_env
+from rllib_addpolicy_fix.activation import startup_hook as _startup_hook
 
 SCRIPT = Path(__file__).parent / "scripts" / "trial_on_bare_node.py"
 HOOKS = _compat.runs_setup_hooks()
@@ -39,7 +41,7 @@ def test_tune_trial_on_a_node_without_the_package_gets_the_fix(shim: str) -> Non
     # assume its job's processes activate the fix by themselves; the bare node proves that
     # wrong, as on a cluster whose other nodes lack the wheel: ship the fix, as an import-only
     # script does by default.
-    env = {_job_env.SHIP_ENV_VAR: "always"}
+    env = {_settings.SHIP_ENV_VAR: "always"}
     if shim == "uninstalled":
         env["RLLIB_ADDPOLICY_FIX"] = "0"
     figures = last_json(run([sys.executable, str(SCRIPT), "trial"], timeout=380, **env))
@@ -69,7 +71,7 @@ def test_tune_trial_on_a_node_without_the_package_gets_the_fix(shim: str) -> Non
 def test_fix_ships_with_the_job_only_where_the_start_up_hook_is_not_in_effect(
     monkeypatch: pytest.MonkeyPatch, setting: str, start_up_hook_here: bool, ships: bool
 ) -> None:
-    monkeypatch.setenv(_job_env.SHIP_ENV_VAR, setting)
+    monkeypatch.setenv(_settings.SHIP_ENV_VAR, setting)
     monkeypatch.setattr(_job_env, "find_pth", lambda: ("x.pth", start_up_hook_here, ""))
     assert _job_env.ships() is ships
 
@@ -110,7 +112,7 @@ def test_users_runtime_env_is_kept_and_extended() -> None:
 
 @needs_setup_hooks
 def test_users_setup_hook_by_name_still_runs_and_its_errors_stay_its_own() -> None:
-    hook = _arm.worker_setup_hook(f"{__name__}.users_hook")
+    hook = _startup_hook.worker_setup_hook(f"{__name__}.users_hook")
     os.environ.pop("RLLIB_ADDPOLICY_FIX_TEST_USERS_HOOK", None)
     hook()
     assert os.environ.pop("RLLIB_ADDPOLICY_FIX_TEST_USERS_HOOK") == "ran"
@@ -119,7 +121,7 @@ def test_users_setup_hook_by_name_still_runs_and_its_errors_stay_its_own() -> No
         raise RuntimeError("the user's hook failed")
 
     with pytest.raises(RuntimeError, match="the user's hook failed"):
-        _arm.worker_setup_hook(broken)()
+        _startup_hook.worker_setup_hook(broken)()
 
 
 @needs_setup_hooks

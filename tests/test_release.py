@@ -17,14 +17,18 @@ import pytest
 import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _doctor, _guard, _install, _patch_table, _releases
+from rllib_addpolicy_fix import _compat, _guard, _settings
+from rllib_addpolicy_fix._compat import releases as _releases
+from rllib_addpolicy_fix.patching import install as _install
+from rllib_addpolicy_fix.patching import table as _patch_table
+from rllib_addpolicy_fix.tools import doctor as _doctor
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_python(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != _install.ENV_VAR} | env
+    environment = {k: v for k, v in os.environ.items() if k != _settings.ENV_VAR} | env
     return subprocess.run(
         [sys.executable, *args],
         capture_output=True,

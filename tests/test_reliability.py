@@ -10,7 +10,9 @@ import pytest
 import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _tracking
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.syncing import tracking as _tracking
+from rllib_addpolicy_fix.syncing import transport as _transport
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -58,7 +60,7 @@ def test_adding_to_one_worker_set_checks_only_that_set_for_duplicates(
 ) -> None:
     import inspect
 
-    from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+    from rllib_addpolicy_fix.tools.game import ACTION_SPACE, OBSERVATION_SPACE
 
     algo = build(helpers.ppo_config(evaluation_workers=1))
     policy_cls = type(algo.get_policy("main"))
@@ -76,7 +78,7 @@ def test_adding_to_one_worker_set_checks_only_that_set_for_duplicates(
 
 
 def test_failed_add_leaves_nothing_half_added(shim: Any, build: Any) -> None:
-    from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+    from rllib_addpolicy_fix.tools.game import ACTION_SPACE, OBSERVATION_SPACE
 
     algo = build(helpers.ppo_config())
     group = _compat.training_group(algo)
@@ -93,7 +95,9 @@ def test_failed_add_leaves_nothing_half_added(shim: Any, build: Any) -> None:
             policy_state=bad_state,
         )
     on_driver = "bad" in _compat.policy_ids(_compat.local_worker(group))
-    on_workers = ["bad" in ids for _, ids in _compat.foreach_remote(group, helpers.policy_ids_of)]
+    on_workers = [
+        "bad" in ids for _, ids in _transport.foreach_remote(group, helpers.policy_ids_of)
+    ]
     assert not any(on_workers)
     assert on_driver is not shim.active  # RLlib alone leaves it on the driver only
     assert group.num_healthy_remote_workers() == healthy
@@ -114,7 +118,7 @@ def test_snapshots_added_from_eight_threads_at_once_stay_consistent(shim: Any, b
 
 
 def test_custom_numpy_policy_snapshots_reach_remote_workers(shim: Any, build: Any) -> None:
-    from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE
+    from rllib_addpolicy_fix.tools.game import ACTION_SPACE, OBSERVATION_SPACE
 
     algo = build(helpers.ppo_config())
     algo.train()

@@ -15,6 +15,7 @@ import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.syncing import transport as _transport
 
 pytestmark = [pytest.mark.timeout(300), ray_compat.at_the_ends]
 
@@ -36,7 +37,7 @@ def league(build: Any, **config: Any) -> Any:
 
 def sampled_on(group: Any, worker_id: int) -> list[dict[str, str]]:
     """What ``worker_id``'s policies held whenever its present process sampled."""
-    return dict(_compat.foreach_remote(group, helpers.probe_samples))[worker_id]
+    return dict(_transport.foreach_remote(group, helpers.probe_samples))[worker_id]
 
 
 def expect_league_sampled(shim: Any, algo: Any, seen: list[dict[str, str]], ids: list[str]) -> None:

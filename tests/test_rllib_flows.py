@@ -15,6 +15,7 @@ import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.syncing import transport as _transport
 
 pytestmark = [
     pytest.mark.timeout(420),
@@ -39,7 +40,7 @@ def policy_sets(algo: Any) -> list[set[str]]:
     sets = []
     for group in _compat.groups(algo).values():
         sets.append(set(_compat.policy_ids(_compat.local_worker(group))))
-        sets += [set(ids) for _, ids in _compat.foreach_remote(group, helpers.policy_ids_of)]
+        sets += [set(ids) for _, ids in _transport.foreach_remote(group, helpers.policy_ids_of)]
     return sets
 
 

@@ -10,7 +10,10 @@ import pytest
 
 import helpers
 import ray_compat
-from rllib_addpolicy_fix import _compat, _stamps, _tracking, demo
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.syncing import stamps as _stamps
+from rllib_addpolicy_fix.syncing import tracking as _tracking
+from rllib_addpolicy_fix.tools import demo
 
 CYCLES = int(os.environ.get("SOAK_CYCLES", "30"))
 

@@ -33,7 +33,7 @@ import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
-from rllib_addpolicy_fix.game import ACTION_SPACE, OBSERVATION_SPACE, RockPaperScissors
+from rllib_addpolicy_fix.tools.game import ACTION_SPACE, OBSERVATION_SPACE, RockPaperScissors
 
 RAY = ray_compat.RUNNING
 OLDEST, NEWEST = ray_compat.OLDEST, ray_compat.NEWEST

@@ -1,10 +1,11 @@
 """Everything that knows how RLlib's legacy-stack API differs between Ray releases.
 
 The rest of the package asks this package (``_compat.<name>``) and never names a Ray version, a
-renamed attribute or a renamed keyword itself; ``shared/ray-api-drift.md`` in the project's
-notes is the table these come from. Where each wrapped attribute lives, per release, is the
-patch table's (``_patch_table``). Version gates are ``packaging`` specifiers; where a rename is
-visible on the object, feature detection decides and the specifier only documents the boundary.
+renamed attribute or a renamed keyword itself; each name here says at which release it changed.
+Where each wrapped attribute lives, per release, is the patch table's (``patching/table.py``).
+The releases the fix supports and CI tests are data in ``releases.py``. Version gates are
+``packaging`` specifiers; where a rename is visible on the object, feature detection decides and
+the specifier only documents the boundary.
 """
 
 from __future__ import annotations
@@ -34,13 +35,7 @@ from .groups import (
     trial_runs_old_stack_algorithm,
     uses_old_stack,
 )
-from .jobs import (
-    PY_MODULES_FIELD,
-    SETUP_HOOK_FIELD,
-    is_driver,
-    runs_setup_hooks,
-    submitted_job_runtime_env,
-)
+from .jobs import PY_MODULES_FIELD, SETUP_HOOK_FIELD, is_driver, runs_setup_hooks
 from .policies import (
     loaded_policy,
     loaded_policy_in_map,
@@ -52,11 +47,8 @@ from .policies import (
 from .versions import SUPPORTED_RAY, installed_ray_version, new_stack_is_default, ray_supported
 from .workers import (
     PROBE_TIMEOUT_SETTINGS,
-    TIMEOUT_ENV_VAR,
-    Replies,
-    foreach_remote,
     group_role,
-    remote_timeout_s,
+    probe_timeout_s,
     restart_counts,
     take_out_of_service,
     tolerates_worker_failures,
@@ -70,14 +62,11 @@ __all__ = [
     "SETUP_HOOK_FIELD",
     "SUPPORTED_RAY",
     "SYNC_SOURCE_KWARGS",
-    "TIMEOUT_ENV_VAR",
-    "Replies",
     "bind",
     "called_function",
     "config_uses_old_stack",
     "configure_old_stack",
     "evaluation_group",
-    "foreach_remote",
     "group_role",
     "group_uses_old_stack",
     "groups",
@@ -93,16 +82,15 @@ __all__ = [
     "policy_ids",
     "policy_to_stash",
     "ppo_batch_kwargs",
+    "probe_timeout_s",
     "ray_supported",
     "rebind",
     "remote_add_kwargs",
-    "remote_timeout_s",
     "restart_counts",
     "restore_workers",
     "runs_setup_hooks",
     "signature",
     "stashed_state_ref",
-    "submitted_job_runtime_env",
     "sync_weights_source",
     "take_out_of_service",
     "tolerates_worker_failures",

@@ -29,9 +29,15 @@ def _bound(
     return parameters.bind(owner, *args, **kwargs), True
 
 
-def bind(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Call arguments by name (defaults filled), whatever the release's signature."""
-    bound, method = _bound(func, args, kwargs)
+def bind(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Call arguments by name (defaults filled), whatever the release's signature; None when
+    they do not fit it (RLlib then raises its own error for that call, unchanged)."""
+    try:
+        bound, method = _bound(func, args, kwargs)
+    except TypeError:
+        return None
     bound.apply_defaults()
     arguments = dict(bound.arguments)
     if method:

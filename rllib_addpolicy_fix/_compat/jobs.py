@@ -2,19 +2,15 @@
 
 ``worker_process_setup_hook`` (a function every worker process of the job runs at start) came
 after Ray 2.5 (2.10 has it): feature-detected from ``RuntimeEnv.known_fields``. A job started with
-``ray job submit`` gets its runtime environment from ``RAY_JOB_CONFIG_JSON_ENV_VAR``, and
-``ray.init`` merges its own into it, refusing a field both set (2.5.1 to 2.60.0 alike).
+``ray job submit`` gets its runtime environment from the driver's environment (read by
+``_settings``), and ``ray.init`` merges its own into it, refusing a field both set (2.5.1 to
+2.60.0 alike).
 """
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any
-
 SETUP_HOOK_FIELD = "worker_process_setup_hook"
 PY_MODULES_FIELD = "py_modules"
-_SUBMITTED_JOB_CONFIG_ENV_VAR = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
 def runs_setup_hooks() -> bool:
@@ -24,18 +20,6 @@ def runs_setup_hooks() -> bool:
     except ImportError:
         return False
     return SETUP_HOOK_FIELD in getattr(RuntimeEnv, "known_fields", ())
-
-
-def submitted_job_runtime_env() -> dict[str, Any]:
-    """The runtime environment ``ray job submit`` gave this driver (empty when not submitted)."""
-    raw = os.environ.get(_SUBMITTED_JOB_CONFIG_ENV_VAR)
-    if not raw:
-        return {}
-    try:
-        runtime_env = json.loads(raw).get("runtime_env") or {}
-    except (ValueError, AttributeError):
-        return {}
-    return dict(runtime_env) if isinstance(runtime_env, dict) else {}
 
 
 def is_driver() -> bool:

@@ -1,4 +1,4 @@
-"""Which Ray is this, and does the shim support it (the range is in ``_releases``)."""
+"""Which Ray is this, and does the shim support it (the range is in ``releases``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from importlib import metadata
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .. import _releases
+from . import releases
 
 #: Ray releases the shim patches. Outside this range it patches nothing and says so once.
-SUPPORTED_RAY = SpecifierSet(_releases.SUPPORTED_RAY)
+SUPPORTED_RAY = SpecifierSet(releases.SUPPORTED_RAY)
 
 
 def installed_ray_version() -> Version | None:

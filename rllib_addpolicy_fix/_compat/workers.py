@@ -1,72 +1,9 @@
-"""Calling a worker set's remote workers, bounded, and RLlib's fault-tolerance settings under
-each release's names."""
+"""A worker set's remote workers as RLlib's actor manager keeps them (health, restarts), and
+RLlib's fault-tolerance settings under each release's names."""
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Callable, Iterable
 from typing import Any
-
-logger = logging.getLogger("rllib_addpolicy_fix")
-
-
-class Replies(list[tuple[int, Any]]):
-    """``(worker_id, result)`` for every remote worker that answered, in id order, and who did
-    not: ``failed`` (the call raised a Ray error: the worker died; RLlib has marked it
-    unhealthy) and ``hung`` (no answer within the timeout; the call stays queued there)."""
-
-    def __init__(
-        self,
-        answered: Iterable[tuple[int, Any]] = (),
-        *,
-        failed: dict[int, BaseException] | None = None,
-        hung: Iterable[int] = (),
-        timeout_s: float = 0.0,
-    ) -> None:
-        super().__init__(sorted(answered, key=lambda pair: pair[0]))
-        self.failed = dict(failed or {})
-        self.hung = sorted(hung)
-        self.timeout_s = timeout_s
-
-    @property
-    def unreached(self) -> list[int]:
-        return sorted({*self.failed, *self.hung})
-
-
-def foreach_remote(
-    group: Any, func: Callable[[Any], Any], *, timeout_seconds: float | None = None
-) -> Replies:
-    """Run ``func`` on every healthy remote worker and wait at most ``timeout_seconds``
-    (default :func:`remote_timeout_s`). ``func`` must not raise (see ``_remote``).
-
-    Through the set's actor manager (the same API from 2.5 to 2.60), not the set's
-    ``foreach_*``: the shim's own call triggers no pre-use broadcast, and it needs to know
-    which worker did not answer. A worker that dies is marked unhealthy by the manager, as
-    for any RLlib call; what to do about it is the caller's (``_faults``)."""
-    from .. import _busy
-
-    manager = worker_manager(group)
-    timeout_s = remote_timeout_s(group) if timeout_seconds is None else timeout_seconds
-    if manager is None:
-        return Replies(timeout_s=timeout_s)
-    called = list(manager.healthy_actor_ids())
-    if not called:
-        return Replies(timeout_s=timeout_s)
-    with _busy.quiet():
-        results = manager.foreach_actor(
-            func, healthy_only=False, remote_actor_ids=called, timeout_seconds=timeout_s
-        )
-    answered, failed = [], {}
-    for result in results:
-        if result.ok:
-            answered.append((result.actor_id, result.get()))
-        else:
-            failed[result.actor_id] = result.get()
-    heard = {result.actor_id for result in results}
-    return Replies(
-        answered, failed=failed, hung=[i for i in called if i not in heard], timeout_s=timeout_s
-    )
 
 
 def worker_manager(group: Any) -> Any:
@@ -121,41 +58,20 @@ def restart_counts(group: Any) -> dict[int, int]:
     return counts
 
 
-#: Overrides the timeout of every remote call the shim makes (seconds, > 0).
-TIMEOUT_ENV_VAR = "RLLIB_ADDPOLICY_FIX_TIMEOUT_S"
 #: The user's health-probe timeout, newest name first (``worker_health_probe_timeout_s`` became
 #: ``env_runner_health_probe_timeout_s`` in 2.20); RLlib's 2.5 default when neither is set.
 PROBE_TIMEOUT_SETTINGS = ("env_runner_health_probe_timeout_s", "worker_health_probe_timeout_s")
-_DEFAULT_TIMEOUT_S = 60.0
+_DEFAULT_PROBE_TIMEOUT_S = 60.0
 
 
-_rejected_overrides: set[str] = set()
-
-
-def remote_timeout_s(group: Any) -> float:
-    """How long the shim waits for a remote worker: :data:`TIMEOUT_ENV_VAR` if set, else the
-    set's health-probe timeout, the time RLlib itself gives a worker to answer."""
-    override = os.environ.get(TIMEOUT_ENV_VAR, "").strip()
-    if override:
-        try:
-            value = float(override)
-            if value > 0:
-                return value
-        except ValueError:
-            pass
-        if override not in _rejected_overrides:  # once per value: this runs before every call
-            _rejected_overrides.add(override)
-            logger.warning(
-                "rllib_addpolicy_fix: ignoring %s=%r (not a number of seconds > 0)",
-                TIMEOUT_ENV_VAR,
-                override,
-            )
+def probe_timeout_s(group: Any) -> float:
+    """The set's health-probe timeout: the time RLlib itself gives a remote worker to answer."""
     config = getattr(group, "_remote_config", None)
     for name in PROBE_TIMEOUT_SETTINGS:
         value = _setting(config, name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
             return float(value)
-    return _DEFAULT_TIMEOUT_S
+    return _DEFAULT_PROBE_TIMEOUT_S
 
 
 #: Settings under which RLlib carries on without a failed worker: ignore failures

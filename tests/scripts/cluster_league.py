@@ -19,7 +19,10 @@ import ray.cloudpickle
 from ray.cluster_utils import Cluster
 
 import rllib_addpolicy_fix as fix
-from rllib_addpolicy_fix import _compat, _tracking, game
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.syncing import tracking as _tracking
+from rllib_addpolicy_fix.syncing import transport as _transport
+from rllib_addpolicy_fix.tools import game
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import helpers  # noqa: E402
@@ -46,20 +49,20 @@ try:
     ).build()
     algo.train()
     group = _compat.training_group(algo)
-    _compat.foreach_remote(group, helpers.count_rebuilds)
+    _transport.foreach_remote(group, helpers.count_rebuilds)
     # Past the policy cache of 2: each add stashes one policy on every worker, and rebuilds
     # none from the stash, with or without the shim on the workers.
     for snapshot in ("main_v1", "main_v2", "main_v3"):
         helpers.copy_weights(algo, snapshot)
         if workers_mode != "nowhere":  # RLlib alone has nothing like it
             fix.sync(algo)
-    adds = [counts for _, counts in _compat.foreach_remote(group, helpers.counters)]
+    adds = [counts for _, counts in _transport.foreach_remote(group, helpers.counters)]
     for _ in range(2):
         algo.train()
     algo.get_policy("main_v1").set_weights(algo.get_policy("main").get_weights())
     algo.train()
     report = fix.verify(algo)
-    facts = [f for _, f in _compat.foreach_remote(group, helpers.remote_facts)]
+    facts = [f for _, f in _transport.foreach_remote(group, helpers.remote_facts)]
     lifetime = _tracking.record_for(group).lifetime
     print(
         json.dumps(

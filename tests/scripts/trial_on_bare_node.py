@@ -26,7 +26,8 @@ from ray.rllib.algorithms.callbacks import DefaultCallbacks
 from ray.rllib.algorithms.ppo import PPO
 
 import rllib_addpolicy_fix  # noqa: F401 - the line the user adds
-from rllib_addpolicy_fix import _compat, game
+from rllib_addpolicy_fix import _compat
+from rllib_addpolicy_fix.tools import game
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import helpers  # noqa: E402

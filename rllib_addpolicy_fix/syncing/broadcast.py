@@ -3,57 +3,76 @@
 One ``ray.put`` per broadcast, carrying only the policies whose driver weights changed, and the
 call returns when every healthy remote worker has applied them, so nothing samples with stale
 weights, or when the timeout is up: a worker that did not answer by then goes to RLlib's fault
-handling (``_faults``). The remote side is :func:`_remote.set_policy_weights`, which never raises.
+handling (``transport.settle``). The remote side is :func:`remote.set_policy_weights`, which
+never raises.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import _compat, _deferred, _faults, _iteration, _remote, _stamps, _tracking
-from ._state import state_nbytes
+from .. import _compat
+from .._guard import logger, worker_errors_raised
+from . import held_adds, remote, this_thread, tracking, transport
+from .stamps import current_weights, state_nbytes
 
-logger = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class SyncSummary:
+    """What :func:`sync` sent: policy ids per worker set, and how long it took."""
+
+    sent: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def sync(algo: Any) -> SyncSummary:
+    """Push every pending driver-side weight change to the remote workers of ``algo``'s training
+    and evaluation sets now, blocking; what the shim otherwise does before the next sample.
+
+    Bounded like every call of the shim: a worker that does not apply the weights in time is
+    handed to RLlib's fault handling, and its error raised when the algorithm's config does not
+    tolerate failed workers (:class:`transport.WorkerTimeoutError` for one that did not answer)."""
+    started = time.perf_counter()
+    sent = push_everything(algo)
+    return SyncSummary(sent, time.perf_counter() - started)
 
 
 def push_everything(algo: Any) -> dict[str, list[str]]:
-    """Every pending change of ``algo``'s sets, now (``sync(algo)``): the ids sent, by role. A
-    worker's failure is raised as RLlib raises it (see ``_faults``)."""
-    with _tracking.held():
+    """Every pending change of ``algo``'s sets, now (:func:`sync`): the ids sent, by role. A
+    worker's failure is raised as RLlib raises it (see ``transport.settle``)."""
+    with tracking.held():
         sent = {}
-        for role, record in _tracking.bind_algorithm(algo).items():
-            try:
+        for role, record in tracking.bind_algorithm(algo).items():
+            with worker_errors_raised():
                 sent[role] = push_pending(record.group)
-            except _faults.WorkerFault as fault:
-                raise fault.error from None
         return sent
 
 
 def push_before_use(group: Any) -> list[str]:
     """What RLlib is about to reach ``group``'s remote workers with must find every changed
     policy there first: send the pending ones but those RLlib delivers itself."""
-    with _tracking.held():
-        record = _tracking.record_for(group)
+    with tracking.held():
+        record = tracking.record_for(group)
         record.uses += 1
-        _deferred.send_held_adds(group)
-        if _iteration.found_current(record):
+        held_adds.send_held_adds(group)
+        if this_thread.found_current(record):
             return []
         sent = push_pending(group, skip=left_to_rllib(record))
-        _iteration.mark_current(record)
+        this_thread.mark_current(record)
         return sent
 
 
-def pending_before_use(record: _tracking.GroupRecord) -> list[str]:
+def pending_before_use(record: tracking.GroupRecord) -> list[str]:
     """The policies :func:`push_before_use` would send now."""
     skip = set(left_to_rllib(record))
     return [policy_id for policy_id in record.pending() if policy_id not in skip]
 
 
-def left_to_rllib(record: _tracking.GroupRecord) -> list[str]:
+def left_to_rllib(record: tracking.GroupRecord) -> list[str]:
     """Policies RLlib itself keeps current on this set's workers: on an evaluation set, the
     trained ones (``evaluate()`` syncs every policy first; between evaluations they lag by
     design); on a training set, those a learner thread trains (IMPALA, APPO push them)."""
@@ -70,9 +89,9 @@ def left_to_rllib(record: _tracking.GroupRecord) -> list[str]:
 def push_pending(group: Any, skip: Collection[str] = ()) -> list[str]:
     """Send every pending change of ``group`` (but those of ``skip``), held adds first; returns
     the ids sent."""
-    with _tracking.held():
-        record = _tracking.record_for(group)
-        added = _deferred.send_held_adds(group)
+    with tracking.held():
+        record = tracking.record_for(group)
+        added = held_adds.send_held_adds(group)
         policy_ids = [policy_id for policy_id in record.pending() if policy_id not in skip]
         own = _compat.local_worker(group)
         if not _compat.num_remote_workers(group) and (own is None or own is record.truth()):
@@ -84,7 +103,7 @@ def push_pending(group: Any, skip: Collection[str] = ()) -> list[str]:
         return added + policy_ids
 
 
-def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
+def broadcast(record: tracking.GroupRecord, policy_ids: list[str]) -> None:
     """Send the driver's current weights of ``policy_ids`` to the record's worker set."""
     import ray
 
@@ -95,11 +114,11 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
     stamps, weights = {}, {}
     for policy_id in policy_ids:
         source = sources.get(policy_id, truth)
-        stamps[policy_id], weights[policy_id] = _stamps.current_weights(source, policy_id)
+        stamps[policy_id], weights[policy_id] = current_weights(source, policy_id)
     nbytes = state_nbytes(weights)
 
     if own is not None and own is not truth:  # the evaluation set's driver-side worker
-        _remote.set_policy_weights(
+        remote.set_policy_weights(
             own,
             {
                 policy_id: policy_weights
@@ -109,11 +128,11 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
         )
 
     failed = False
-    replies = _compat.Replies()
+    replies = transport.Replies()
     if _compat.num_remote_workers(group):
         weights_ref = ray.put(weights)  # copies: later training cannot change what is sent
-        apply = functools.partial(_remote.set_policy_weights, weights_ref=weights_ref)
-        replies = _compat.foreach_remote(group, apply)
+        apply = functools.partial(remote.set_policy_weights, weights_ref=weights_ref)
+        replies = transport.foreach_remote(group, apply)
         for worker_id, outcome in replies:
             if outcome.get("error") or outcome.get("missing"):
                 failed = True
@@ -126,8 +145,8 @@ def broadcast(record: _tracking.GroupRecord, policy_ids: list[str]) -> None:
                 )
     if not failed:
         # Workers that died or hung are out of service now; RLlib restores each from the
-        # driver's state before it samples again (``_faults``).
+        # driver's state before it samples again (``transport.settle``).
         record.delivered.update(stamps)
     sent_bytes = nbytes * len(replies)
     record.record_broadcast(policy_ids, sent_bytes, time.perf_counter() - started)
-    _faults.settle(group, replies, f"the weights of {policy_ids}")
+    transport.settle(group, replies, f"the weights of {policy_ids}")

@@ -10,24 +10,17 @@ patch, logs one warning naming what is missing, and reports it through ``is_inst
 from __future__ import annotations
 
 import functools
-import logging
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import wrapt
 
-from . import _arm, _compat, _job_env, _remote, _stamps, _tracking
-from ._guard import warn_once
-from ._patch_table import Patch, Wrapper, patches_for
-
-logger = logging.getLogger("rllib_addpolicy_fix")
-
-ENV_VAR = _arm.ENV_VAR
-#: Values of :data:`ENV_VAR` that turn the shim off (``_arm`` checks them at process start).
-OFF_VALUES = frozenset(_arm.OFF_VALUES)
-ON_VALUES = frozenset({"", "1", "on", "true", "yes", "enable", "enabled"})
+from .. import _compat, _settings
+from .._guard import logger, warn_once
+from ..activation import job_env
+from ..syncing import remote, stamps, tracking
+from .table import Patch, Wrapper, patches_for
 
 _active = False
 #: patch name -> (owner class or module, attribute, wrapt handle or, for by-reference wrappers, the
@@ -38,30 +31,15 @@ _hooked_modules: set[str] = set()
 _missing: list[str] = []
 
 
-def disabled_by_environment() -> bool:
-    value = os.environ.get(ENV_VAR, "").strip().lower()
-    if value not in OFF_VALUES | ON_VALUES:
-        warn_once(
-            "env-value",
-            "rllib_addpolicy_fix: %s=%r is not a known value; the fix stays "
-            "on. Use one of %s to turn it off (or %s for on).",
-            ENV_VAR,
-            os.environ.get(ENV_VAR),
-            sorted(OFF_VALUES),
-            sorted(ON_VALUES - {""}),
-        )
-    return value in OFF_VALUES
-
-
 def install() -> bool:
     """Wrap RLlib now, or as soon as its modules are imported. True when the fix is active."""
     global _active
-    if disabled_by_environment():
+    if _settings.disabled_by_environment():
         warn_once(
             "env",
             "rllib_addpolicy_fix: disabled by %s=%s; RLlib is left as it is.",
-            ENV_VAR,
-            os.environ.get(ENV_VAR),
+            _settings.ENV_VAR,
+            _settings.switch(),
         )
         return False
     version = _compat.installed_ray_version()
@@ -74,7 +52,7 @@ def install() -> bool:
             _compat.SUPPORTED_RAY,
         )
         return False
-    with _tracking.held():
+    with tracking.held():
         if _active:
             return True
         _active = True
@@ -93,7 +71,7 @@ def install() -> bool:
 def uninstall() -> None:
     """Restore every wrapped attribute to the original object (identity preserved)."""
     global _active
-    with _tracking.held():
+    with tracking.held():
         _active = False
         for owner, attribute, handle in _wrapped.values():
             if isinstance(handle, wrapt.FunctionWrapper):
@@ -101,10 +79,10 @@ def uninstall() -> None:
             elif getattr(vars(owner).get(attribute), "__wrapped__", None) is handle:
                 setattr(owner, attribute, handle)  # a by-reference wrapper: the original back
         _wrapped.clear()
-        _stamps.stop_watching_torch()
+        stamps.stop_watching_torch()
         cloudpickle = sys.modules.get("ray.cloudpickle")
-        if cloudpickle is not None and _remote.__name__ in _pickled_by_value(cloudpickle):
-            cloudpickle.unregister_pickle_by_value(_remote)
+        if cloudpickle is not None and remote.__name__ in _pickled_by_value(cloudpickle):
+            cloudpickle.unregister_pickle_by_value(remote)
 
 
 def is_installed() -> bool:
@@ -130,18 +108,20 @@ def _on_import(module: Any) -> None:
     """Post-import hook: wrap what this module defines, or undo everything if a required
     attribute is missing. Never breaks the host import."""
     try:
-        with _tracking.held():
+        with tracking.held():
             version = _compat.installed_ray_version()
             if not _active or version is None:
                 return
             import ray.cloudpickle
 
-            if _remote.__name__ not in _pickled_by_value(ray.cloudpickle):
+            if remote.__name__ not in _pickled_by_value(ray.cloudpickle):
                 # Remote nodes need no copy of this package: what runs there travels by value.
-                ray.cloudpickle.register_pickle_by_value(_remote)
+                ray.cloudpickle.register_pickle_by_value(remote)
             here = [patch for patch in patches_for(version) if patch.module == module.__name__]
             missing = [
-                patch.name for patch in here if not patch.optional and not patch.defined_in(module)
+                patch.name
+                for patch in here
+                if patch.required_in(version) and not patch.defined_in(module)
             ]
             if missing:
                 _give_up(missing, version)
@@ -150,7 +130,7 @@ def _on_import(module: Any) -> None:
                 if patch.defined_in(module):
                     _wrap(module, patch)
             if module.__name__ == "ray":
-                _job_env.warn_if_too_late()
+                job_env.warn_if_too_late()
     except Exception:  # noqa: BLE001 - a failed patch must leave RLlib importable and unpatched
         logger.exception("rllib_addpolicy_fix: could not patch %s", module.__name__)
 

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _compat, game, verify
-from ._install import install, uninstall
+from .. import _compat
+from ..patching.install import install, is_installed, uninstall
+from ..syncing.broadcast import sync
+from . import game
+from .verify import verify
 
 
 def copy_weights(algo: Any, dst_policy_name: str, **add_options: Any) -> None:
@@ -201,8 +204,6 @@ def soak(
     import gc
 
     import psutil
-
-    from . import is_installed, sync
 
     process = psutil.Process()
     league: list[str] = []

@@ -8,11 +8,12 @@ the job's runtime environment, which Ray ships to every node and applies to ever
 process of the job:
 
 - this package as a ``py_modules`` entry, so each worker can import it;
-- a ``worker_process_setup_hook`` that arms the shim at worker start (``_arm``: standard library
-  only and pickled by value, so it costs a worker next to nothing and needs nothing installed),
-  chained with the user's own hook, which still runs, last, exactly as before.
+- a ``worker_process_setup_hook`` that arms the shim at worker start (``startup_hook``: standard
+  library only and pickled by value, so it costs a worker next to nothing and needs nothing
+  installed), chained with the user's own hook, which still runs, last, exactly as before.
 
-Everything else the user put in the runtime environment passes unchanged. Where this cannot be
+Whether the start-up hook runs in this process (:func:`find_pth`) decides it. Everything else
+the user put in the runtime environment passes unchanged. Where this cannot be
 done (a Ray without setup hooks; ``ray job submit`` already set either field; Ray Client;
 ``ray.init`` ran before the shim was imported), one warning says what to install instead.
 """
@@ -21,19 +22,19 @@ from __future__ import annotations
 
 import logging
 import os
+import site
+import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from . import _arm, _compat
-from ._guard import own_work, warn_once
-from ._pth import find_pth
+from .. import _compat, _settings
+from .._guard import own_work, warn_once
+from . import startup_hook
 
-logger = logging.getLogger("rllib_addpolicy_fix")
-
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-SHIP_ENV_VAR = "RLLIB_ADDPOLICY_FIX_SHIP"
-_ALWAYS = frozenset({"always", "1", "on", "true", "yes"})
-_NEVER = frozenset({"never", "0", "off", "false", "no"})
+#: The package's directory: what a job's ``py_modules`` ships.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PTH_NAME = "rllib_addpolicy_fix.pth"
 _INSTALL_EVERYWHERE = (
     "`pip install rllib-addpolicy-fix` into the Python environment of every node (check one "
     "with `python -m rllib_addpolicy_fix doctor`)"
@@ -49,7 +50,7 @@ def ray_init(
     if ray.is_initialized() or kwargs.get("local_mode") or not ships():
         return wrapped(*args, **kwargs)
     address = args[0] if args else kwargs.get("address")
-    if str(address or os.environ.get("RAY_ADDRESS", "")).startswith("ray://"):
+    if str(address or _settings.ray_address()).startswith("ray://"):
         warn_once(
             "job-env-client",
             "rllib_addpolicy_fix: with Ray Client (ray://) the fix is not added to the job's "
@@ -82,19 +83,36 @@ def ships() -> bool:
     job's processes on this machine activate the fix by themselves. ``always`` is for a cluster
     whose other nodes lack the wheel; ``never`` leaves every runtime environment alone.
     """
-    value = os.environ.get(SHIP_ENV_VAR, "auto").strip().lower()
-    if value in _ALWAYS:
-        return True
-    if value in _NEVER:
-        return False
-    if value not in ("", "auto"):
-        warn_once(
-            "ship-value",
-            "rllib_addpolicy_fix: %s=%r is not one of auto, always, never; using auto.",
-            SHIP_ENV_VAR,
-            os.environ.get(SHIP_ENV_VAR),
-        )
+    mode = _settings.ship_mode()
+    if mode != "auto":
+        return mode == "always"
     return not find_pth()[1]
+
+
+def _site_dirs() -> list[str]:
+    dirs = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+    if site.ENABLE_USER_SITE and site.USER_SITE:
+        dirs.append(site.USER_SITE)
+    return dirs
+
+
+def find_pth() -> tuple[str | None, bool, str]:
+    """Where the start-up hook is, whether it runs at interpreter start here, and why (not)."""
+    site_dirs = _site_dirs()
+    for directory in site_dirs + [p for p in sys.path if p and p not in site_dirs]:
+        candidate = Path(directory) / PTH_NAME
+        if candidate.is_file():
+            path = str(candidate)
+            break
+    else:
+        return None, False, "not installed (install the wheel, or pip install -e .)"
+    if sys.flags.no_site:
+        return path, False, "site is disabled (python -S): use sitecustomize, see README"
+    if os.path.dirname(path) not in site_dirs:
+        return path, False, "not in a site directory, so Python does not read it"
+    if startup_hook.disabled():
+        return path, False, f"{_settings.ENV_VAR} turns it off"
+    return path, True, "runs at interpreter start and arms on the first import of ray.rllib"
 
 
 def with_the_shim(runtime_env: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -109,7 +127,7 @@ def with_the_shim(runtime_env: Mapping[str, Any] | None) -> dict[str, Any] | Non
             _INSTALL_EVERYWHERE,
         )
         return None
-    submitted = _compat.submitted_job_runtime_env()
+    submitted = _settings.submitted_job_runtime_env()
     taken = [f for f in (_compat.PY_MODULES_FIELD, _compat.SETUP_HOOK_FIELD) if f in submitted]
     if taken:
         warn_once(
@@ -123,15 +141,16 @@ def with_the_shim(runtime_env: Mapping[str, Any] | None) -> dict[str, Any] | Non
         return None
     import ray.cloudpickle
 
-    ray.cloudpickle.register_pickle_by_value(_arm)  # workers need no copy to run the hook
+    ray.cloudpickle.register_pickle_by_value(startup_hook)  # workers need no copy to run it
     merged = dict(runtime_env or {})
     py_modules = list(merged.get(_compat.PY_MODULES_FIELD) or [])
     if PACKAGE_DIR not in py_modules:
         py_modules.append(PACKAGE_DIR)
     merged[_compat.PY_MODULES_FIELD] = py_modules
     users_hook = merged.get(_compat.SETUP_HOOK_FIELD)
-    # _arm is untyped on purpose: the .pth runs its source, where importing typing would cost.
-    merged[_compat.SETUP_HOOK_FIELD] = _arm.worker_setup_hook(users_hook)  # type: ignore[no-untyped-call]
+    # startup_hook is untyped on purpose: the .pth runs its source, where importing typing costs.
+    hook = startup_hook.worker_setup_hook(users_hook)  # type: ignore[no-untyped-call]
+    merged[_compat.SETUP_HOOK_FIELD] = hook
     return merged
 
 

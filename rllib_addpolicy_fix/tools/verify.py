@@ -11,16 +11,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import _compat, _faults, _remote, _tracking
-from ._remote import leaves
-from ._stamps import current_weights
+from .. import _compat
+from .._guard import worker_errors_raised
+from ..patching import install
+from ..syncing import broadcast, held_adds, remote, restarts, tracking, transport
+from ..syncing.remote import leaves
+from ..syncing.stamps import current_weights
 
 EQUAL, DIFFERS, MISSING, EXTRA, ERROR = "equal", "differs", "missing", "extra", "error"
 #: Differences that are not a bug: a change the shim sends before the workers next sample; a
 #: trained policy on evaluation workers between evaluations (RLlib syncs it at each
 #: ``evaluate()``); a worker that is out of service or did not answer (RLlib restores it from
 #: the driver's state before it samples again); a worker Ray restarted behind RLlib's back,
-#: which the shim hands to RLlib's restore before it samples again (``_restarts``).
+#: which the shim hands to RLlib's restore before it samples again (``syncing/restarts``).
 PENDING, LAGGING, UNREACHABLE, RESTARTED = "pending", "lagging", "unreachable", "restarted"
 DIVERGED = frozenset({DIFFERS, MISSING, EXTRA, ERROR})
 
@@ -144,21 +147,15 @@ def verify(
     shim installed, an add still held for the workers' next use is sent first, as before any
     other call to them. Weight changes pending for the next sample are not sent (they show as
     "pending"), unless ``send_pending`` asks for that first (``sync(algo)``)."""
-    from . import _install
-
     restarted: dict[str, list[int]] = {}
-    if _install.is_installed():
-        from . import _broadcast, _deferred, _restarts
-
+    if install.is_installed():
         if send_pending:
-            _broadcast.push_everything(algo)
+            broadcast.push_everything(algo)
         for group in _compat.groups(algo).values():  # an add is not done before they have it
-            try:
-                _deferred.send_held_adds(group)
-            except _faults.WorkerFault as fault:
-                raise fault.error from None
+            with worker_errors_raised():
+                held_adds.send_held_adds(group)
         restarted = {
-            role: _restarts.unnoticed(group) for role, group in _compat.groups(algo).items()
+            role: restarts.unnoticed(group) for role, group in _compat.groups(algo).items()
         }
     truth = _compat.local_worker(_compat.training_group(algo))
     every_policy = policy_ids is None
@@ -166,7 +163,7 @@ def verify(
     flattened: dict[tuple[int, str], dict[str, Any]] = {}
     checks: list[PolicyCheck] = []
     for role, group in _compat.groups(algo).items():
-        sources = _tracking.sources(truth, _compat.local_worker(group))
+        sources = tracking.sources(truth, _compat.local_worker(group))
         expected = list(sources) if requested is None else [p for p in requested if p in sources]
         driver = {}
         for pid in expected:
@@ -175,8 +172,8 @@ def verify(
                 flattened[key] = _flatten(current_weights(sources[pid], pid)[1])  # stash not loaded
             driver[pid] = flattened[key]
         excused = _excused(group)
-        read = functools.partial(_remote.policy_weights, policy_ids=expected)
-        replies = _compat.foreach_remote(group, read)
+        read = functools.partial(remote.policy_weights, policy_ids=expected)
+        replies = transport.foreach_remote(group, read)
         restarted_here = restarted.get(role, [])
         for worker_id, outcome in replies:
             if worker_id not in restarted_here:
@@ -191,7 +188,7 @@ def verify(
             # The set's own driver-side worker, for the policies it takes from the training
             # driver (it holds the driver's copy of those only its set has).
             from_truth = {pid: copy for pid, copy in driver.items() if sources[pid] is truth}
-            outcome = _remote.policy_weights(own, list(from_truth))
+            outcome = remote.policy_weights(own, list(from_truth))
             checks.extend(_compare(role, "local", from_truth, outcome, False, excused))
         out_of_service = {*replies.unreached, *_compat.unhealthy_worker_ids(group)}
         for worker_id in sorted(out_of_service - set(restarted_here)):
@@ -206,7 +203,7 @@ def verify(
     notes = tuple(
         record.bypassed
         for group in _compat.groups(algo).values()
-        if (record := _tracking.existing_record(group)) and record.bypassed
+        if (record := tracking.existing_record(group)) and record.bypassed
     )
     return ConsistencyReport(tuple(checks), notes)
 
@@ -225,15 +222,13 @@ def assert_consistent(
 def _excused(group: Any) -> dict[str, str]:
     """Policies whose difference on this set is not a bug: lagging by design, or pending
     (only while the shim is installed to send them, and not bypassed)."""
-    from . import _broadcast, _install
-
-    record = _tracking.existing_record(group)
+    record = tracking.existing_record(group)
     excused: dict[str, str] = {}
     if record is not None:
-        with _tracking.LOCK:
-            excused.update((pid, LAGGING) for pid in _broadcast.left_to_rllib(record))
-            if _install.is_installed() and not record.bypassed:
-                excused.update((pid, PENDING) for pid in _broadcast.pending_before_use(record))
+        with tracking.LOCK:
+            excused.update((pid, LAGGING) for pid in broadcast.left_to_rllib(record))
+            if install.is_installed() and not record.bypassed:
+                excused.update((pid, PENDING) for pid in broadcast.pending_before_use(record))
     return excused
 
 

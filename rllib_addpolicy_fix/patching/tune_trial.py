@@ -11,13 +11,12 @@ result as Tune records it and warns once per trial that lacks them.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from . import _compat
-from ._guard import bind, own_work
-
-logger = logging.getLogger("rllib_addpolicy_fix")
+from .. import _compat
+from .._compat import bind
+from .._guard import logger, own_work
+from ..syncing.tracking import RESULT_KEY
 
 #: Trials already judged, by id: one warning per trial at most.
 _judged: set[str] = set()
@@ -38,8 +37,6 @@ def trial_result(wrapped: Any, trial: Any, args: Any, kwargs: Any) -> Any:
 
 
 def _lacks_the_fix(trial: Any, result: dict[str, Any]) -> bool:
-    from ._wrappers import RESULT_KEY
-
     if RESULT_KEY in result or "training_iteration" not in result:
         return False
     return _compat.trial_runs_old_stack_algorithm(trial)
@@ -55,5 +52,5 @@ def _warn(trial: Any) -> None:
         "RLLIB_ADDPOLICY_FIX=0 for the trials, or run `python -m rllib_addpolicy_fix doctor` on "
         "the trial's node to see why.",
         trial,
-        "rllib_addpolicy_fix",
+        RESULT_KEY,
     )

@@ -1,4 +1,4 @@
-"""Whether a driver-side policy's weights changed, without reading them.
+"""Whether a driver-side policy's weights changed, without reading them; and what they are now.
 
 A *stamp* changes whenever ``policy.get_weights()`` would return different values: for torch
 policies, the version counters of the model's tensors (no weight read); for anything else, a
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
-from . import _compat
-from ._remote import weights_digest
+from .. import _compat
+from .remote import leaves, weights_digest
 
 _serial_counter = itertools.count(1)
 _policy_serials: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -118,16 +118,44 @@ def stop_watching_torch() -> None:
 
 
 def current_weights(truth: Any, policy_id: str) -> tuple[Hashable, Any]:
-    """(stamp, weights) of the driver's policy now: read through the policy map, never a held
-    reference (the LRU map may have evicted it, or reused the object for another id), and from
-    the stash when evicted, without loading it (that would evict another policy)."""
+    """(stamp, weights) of the driver's policy now (see :func:`_read_now`)."""
+    return _read_now(truth, policy_id, lambda policy: policy.get_weights(), "weights")
+
+
+#: Parts of a driver-side policy's state that its remote copies, built from the same class,
+#: spaces and config, already have. Leaving them out spares every worker deserialising the
+#: driver's config and connectors, and keeps each worker set's own config (the evaluation
+#: workers').
+REBUILT_BY_EVERY_WORKER = ("policy_spec", "connector_configs")
+
+
+def current_policy_state(source: Any, policy_id: str) -> tuple[Hashable, dict[str, Any]]:
+    """(stamp, state) of the driver's policy now, as its remote copies need it (without
+    :data:`REBUILT_BY_EVERY_WORKER`; see :func:`_read_now`)."""
+    stamp, state = _read_now(source, policy_id, lambda policy: policy.get_state(), None)
+    return stamp, {key: value for key, value in state.items() if key not in REBUILT_BY_EVERY_WORKER}
+
+
+def _read_now(
+    truth: Any, policy_id: str, read: Callable[[Any], Any], stashed_part: str | None
+) -> tuple[Hashable, Any]:
+    """(stamp, what ``read`` returns) of the driver's policy now: read through the policy map,
+    never a held reference (the LRU map may have evicted it, or reused the object for another
+    id), and from the stash when evicted (the stashed state, or its ``stashed_part``), without
+    loading it (that would evict another policy)."""
     import ray
 
     policy = _compat.loaded_policy(truth, policy_id)
     if policy is not None:
-        return weights_stamp(policy), policy.get_weights()
+        return weights_stamp(policy), read(policy)
     stash_ref = _compat.stashed_state_ref(truth, policy_id)
-    return stash_stamp(stash_ref), ray.get(stash_ref)["weights"]
+    stashed = ray.get(stash_ref)
+    return stash_stamp(stash_ref), stashed if stashed_part is None else stashed[stashed_part]
+
+
+def state_nbytes(tree: Any) -> int:
+    """Bytes of the arrays in a (nested) weights or state structure."""
+    return sum(int(getattr(leaf, "nbytes", 0) or 0) for _, leaf in leaves(tree))
 
 
 def stash_stamp(state_ref: Any) -> Hashable:

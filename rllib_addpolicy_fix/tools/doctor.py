@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 
-from . import _compat, _install, _releases
-from ._pth import find_pth
+from .. import _compat, _settings
+from .._compat import releases
+from ..activation.job_env import find_pth
+from ..patching import install as _install
 
 #: Run in a fresh interpreter: does an unedited script that imports RLlib get the fix?
 _PROBE = """
 import json, sys
 import ray.rllib.algorithms.algorithm
-shim = sys.modules.get("rllib_addpolicy_fix")
+shim = sys.modules.get("rllib_addpolicy_fix.patching.install")
 print(json.dumps({"active": bool(shim and shim.is_installed()),
-                  "targets": shim._install.wrapped_targets() if shim else [],
-                  "missing": shim._install.missing_targets() if shim else []}))
+                  "targets": shim.wrapped_targets() if shim else [],
+                  "missing": shim.missing_targets() if shim else []}))
 """
 
 
@@ -118,10 +119,10 @@ def diagnose(*, probe: bool = True) -> Diagnosis:
         ray=str(ray_version) if ray_version else None,
         ray_supported=_compat.ray_supported(ray_version),
         supported_range=str(_compat.SUPPORTED_RAY),
-        tested_releases=list(_releases.TESTED_RAY),
+        tested_releases=list(releases.TESTED_RAY),
         torch=_version("torch"),
-        env_var=os.environ.get(_install.ENV_VAR),
-        env_disables=_install.disabled_by_environment(),
+        env_var=_settings.switch(),
+        env_disables=_settings.disabled_by_environment(),
         pth_path=pth_path,
         pth_would_fire=pth_would_fire,
         pth_note=pth_note,
@@ -147,7 +148,7 @@ def _verdict(d: Diagnosis) -> str:
     if d.ray is None:
         return "NOT IN EFFECT: Ray is not installed in this environment."
     if d.env_disables:
-        return f"OFF: {_install.ENV_VAR}={d.env_var} disables the shim; RLlib runs unpatched."
+        return f"OFF: {_settings.ENV_VAR}={d.env_var} disables the shim; RLlib runs unpatched."
     if not d.ray_supported:
         return (
             f"OFF: Ray {d.ray} is outside the supported range {d.supported_range}; "
@@ -186,7 +187,7 @@ def render(d: Diagnosis) -> str:
         f"({'supported' if d.ray_supported else 'NOT supported'}; range {d.supported_range}; "
         f"{'tested in CI' if d.ray in d.tested_releases else 'not one of the releases CI tests'})",
         f"  torch:               {d.torch or 'not installed'}",
-        f"  {_install.ENV_VAR}: {d.env_var if d.env_var is not None else 'unset'} "
+        f"  {_settings.ENV_VAR}: {d.env_var if d.env_var is not None else 'unset'} "
         f"({'disables the shim' if d.env_disables else 'shim enabled'})",
         f"  .pth start-up hook:  {d.pth_path or 'not found'}",
         f"    runs here:         {yes(d.pth_would_fire)} ({d.pth_note})",

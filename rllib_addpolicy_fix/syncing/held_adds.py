@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import threading
 import time
 from collections.abc import Hashable, Iterator
 from typing import Any
 
-from . import _compat, _faults, _remote, _rollback, _tracking
-from ._state import current_policy_state, state_nbytes
-
-logger = logging.getLogger("rllib_addpolicy_fix")
+from .. import _compat
+from .._guard import WorkerFault, logger
+from . import remote, tracking, transport
+from .stamps import current_policy_state, state_nbytes
 
 
 class RemoteAddError(RuntimeError):
@@ -65,21 +64,21 @@ def hold(group: Any, func: Any) -> bool:
         return False
     kwargs.pop("policy_state", None)  # sent when the add is, as the driver holds it then
     # Recorded here, where it stops being RLlib's to send, so it cannot be lost in between.
-    _tracking.record_for(group).held_adds[holding_now[1]] = kwargs
+    tracking.record_for(group).held_adds[holding_now[1]] = kwargs
     holding_now[2]["kwargs"] = kwargs
     return True
 
 
 def send_held_adds(group: Any) -> list[str]:
     """Send ``group``'s held adds now, blocking and bounded; returns the ids sent. Raises
-    :class:`_faults.WorkerFault` carrying a :class:`RemoteAddError` (or RLlib's worker error
+    :class:`WorkerFault` carrying a :class:`RemoteAddError` (or RLlib's worker error
     when the algorithm does not tolerate failed workers)."""
-    record = _tracking.existing_record(group)
+    record = tracking.existing_record(group)
     if record is None or not record.held_adds:
         return []
     import ray
 
-    with _tracking.held():
+    with tracking.held():
         # Held until the call has reached the workers: should the shim's own work fail before
         # (it is logged), the next use sends them again; nothing is lost.
         held = dict(record.held_adds)
@@ -95,12 +94,12 @@ def send_held_adds(group: Any) -> list[str]:
             stamps[policy_id], states[policy_id] = current_policy_state(source, policy_id)
             adds.append((policy_id, kwargs))
             if own is not None and own is not source:  # the evaluation set's own copy
-                _remote.set_policy_weights(own, {policy_id: states[policy_id]["weights"]})
-        replies = _compat.Replies()
+                remote.set_policy_weights(own, {policy_id: states[policy_id]["weights"]})
+        replies = transport.Replies()
         if adds and _compat.num_remote_workers(group):
             states_ref = ray.put(states)
-            send = functools.partial(_remote.add_policies, adds=adds, states_ref=states_ref)
-            replies = _compat.foreach_remote(group, send)
+            send = functools.partial(remote.add_policies, adds=adds, states_ref=states_ref)
+            replies = transport.foreach_remote(group, send)
         for policy_id in held:
             record.held_adds.pop(policy_id, None)
         if not adds:
@@ -116,7 +115,7 @@ def send_held_adds(group: Any) -> list[str]:
         )
         if failures:
             _undo_everywhere(record, sorted(failures))
-            raise _faults.WorkerFault(
+            raise WorkerFault(
                 RemoteAddError(
                     "; ".join(
                         f"add_policy({policy_id!r}) failed on the remote workers and was undone "
@@ -125,17 +124,42 @@ def send_held_adds(group: Any) -> list[str]:
                     )
                 )
             )
-        _faults.settle(group, replies, f"the added policies {sent}")
+        transport.settle(group, replies, f"the added policies {sent}")
         return sent
 
 
-def _undo_everywhere(failed_in: _tracking.GroupRecord, policy_ids: list[str]) -> None:
+def _undo_everywhere(failed_in: tracking.GroupRecord, policy_ids: list[str]) -> None:
     """Remove ``policy_ids`` from every set that shares ``failed_in``'s driver (an Algorithm's
     training and evaluation sets), driver-side and remote."""
     truth = failed_in.truth()
-    for record in _tracking.all_records():
+    for record in tracking.all_records():
         if record is failed_in or (truth is not None and record.truth() is truth):
             for policy_id in policy_ids:
                 record.held_adds.pop(policy_id, None)
                 if record.group is not None:
-                    _rollback.undo_add(record.group, policy_id)
+                    undo_add(record.group, policy_id)
+
+
+def lacks(group: Any, policy_id: str) -> bool:
+    """Whether ``group``'s driver-side worker lacks ``policy_id`` now."""
+    return policy_id not in _compat.policy_ids(_compat.local_worker(group))
+
+
+def undo_add(group: Any, policy_id: str) -> None:
+    """Undo a failed add so the driver and its workers agree on which policies exist: remove
+    ``policy_id`` from the set's driver-side worker and every remote worker holding it.
+
+    RLlib adds to the driver's worker first and builds the policy before applying
+    ``policy_state``, so a bad state leaves the policy on the driver only; a failure on the
+    evaluation set leaves it on the training set only. Callers undo only ids that were absent
+    before the call. Never raises: it runs while another error is on its way to the caller."""
+    try:
+        own = _compat.local_worker(group)
+        if own is not None and policy_id in _compat.policy_ids(own):
+            own.remove_policy(policy_id=policy_id)
+        if _compat.num_remote_workers(group):
+            remove = functools.partial(remote.remove_policy, policy_id=policy_id)
+            transport.foreach_remote(group, remove)
+        tracking.record_for(group).forget(policy_id)
+    except Exception:  # noqa: BLE001
+        logger.exception("rllib_addpolicy_fix: could not undo the failed add of %r", policy_id)

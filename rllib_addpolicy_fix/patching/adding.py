@@ -6,7 +6,7 @@ state, in the remote ``add_policy`` call itself, and a failed add is undone ever
   set), and rolls back what a failed call added.
 * ``<worker set>.add_policy``: RLlib builds the policy on the set's driver-side worker; the
   remote half is held and sent, with the driver's state of that moment, when the remote workers
-  are next used (``_deferred``: RLlib sent ``policy_state=None`` right away, so every remote
+  are next used (``syncing/held_adds``: RLlib sent ``policy_state=None`` right away, so every remote
   worker kept its own random init, and a driver-side copy after the add never reached them). A
   callable ``policies_to_train`` (RLlib's set calls ``list()`` on it) is applied afterwards.
 * ``RolloutWorker.add_policy`` (any process with the shim): ``on_create_policy`` runs for the
@@ -19,28 +19,27 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import _compat, _deferred, _faults, _iteration, _remote, _rollback, _tracking
-from ._guard import bind, on_old_stack, own_work
-from ._state import current_policy_state
-
-logger = logging.getLogger("rllib_addpolicy_fix")
+from .. import _compat
+from .._compat import bind
+from .._guard import logger, on_old_stack, own_work
+from ..syncing import held_adds, remote, this_thread, tracking, transport
+from ..syncing.stamps import current_policy_state
 
 
 def algorithm_add_policy(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any:
-    _iteration.driver_changed()
+    this_thread.driver_changed()
     receiving: dict[str, Any] = {}
     refusal: KeyError | None = None
     policy_id = ""
-    with _tracking.held():
+    with tracking.held():
         with own_work("checking the new policy id against every worker set"):
             arguments = bind(wrapped, args, kwargs)
             if arguments is not None and on_old_stack(_compat.uses_old_stack(algo)):
                 policy_id = arguments["policy_id"]
-                _tracking.bind_algorithm(algo)
+                tracking.bind_algorithm(algo)
                 receiving = _compat.groups_receiving_add(algo, arguments)
                 refusal = _duplicate_id(receiving, policy_id)
         if refusal is not None:
@@ -50,7 +49,7 @@ def algorithm_add_policy(wrapped: Any, algo: Any, args: Any, kwargs: Any) -> Any
         except BaseException:
             with own_work("undoing a failed add"):
                 for group in receiving.values():  # e.g. added for training, failed for eval
-                    _rollback.undo_add(group, policy_id)
+                    held_adds.undo_add(group, policy_id)
             raise
 
 
@@ -72,21 +71,21 @@ def _duplicate_id(receiving: dict[str, Any], policy_id: str) -> KeyError | None:
 class _GroupAdd:
     """What the worker-set wrapper changed about one ``add_policy`` call."""
 
-    record: _tracking.GroupRecord
+    record: tracking.GroupRecord
     policy_id: str
     was_absent: bool
     #: The state the set's driver-side copy starts from (the evaluation set: the training
     #: driver's), else None.
     shared: dict[str, Any] | None = None
     policies_to_train: Callable[..., Any] | None = None  # a callable, applied afterwards
-    #: Whether the remote half may be held (``_deferred``): the set has remote workers and a
+    #: Whether the remote half may be held (``syncing/held_adds``): the set has remote workers and a
     #: driver-side worker that will hold the policy to send from.
     holds_remote_half: bool = False
 
 
 def group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
-    _iteration.driver_changed()
-    with _tracking.held():
+    this_thread.driver_changed()
+    with tracking.held():
         plan: _GroupAdd | None = None
         refusal: TypeError | None = None
         call_kwargs = kwargs
@@ -99,7 +98,7 @@ def group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
         if plan is None:
             return wrapped(*args, **kwargs)
         holding: contextlib.AbstractContextManager[dict[str, Any]] = (
-            _deferred.holding(group, plan.policy_id)
+            held_adds.holding(group, plan.policy_id)
             if plan.holds_remote_half
             else contextlib.nullcontext({})
         )
@@ -109,7 +108,7 @@ def group_add_policy(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
         except BaseException:
             if plan.was_absent:  # a duplicate id fails before adding anything: leave it alone
                 with own_work("undoing a failed add"):
-                    _rollback.undo_add(group, plan.policy_id)
+                    held_adds.undo_add(group, plan.policy_id)
             raise
         with own_work("recording the added policy"):
             # A held add is sent, with the driver's state then, when the workers are next used.
@@ -133,7 +132,7 @@ def _plan_group_add(
         if refusal is not None:
             return None, refusal, kwargs
         kwargs = dict(kwargs, policies_to_train=None)
-    record = _tracking.record_for(group)
+    record = tracking.record_for(group)
     truth, own = record.truth(), _compat.local_worker(group)
     shared = None
     from_truth = truth is not None and truth is not own and policy_id in truth.policy_map
@@ -144,7 +143,7 @@ def _plan_group_add(
     plan = _GroupAdd(
         record,
         policy_id,
-        was_absent=bool(_rollback.absent_from({"group": group}, policy_id)),
+        was_absent=held_adds.lacks(group, policy_id),
         shared=shared,
         policies_to_train=to_train if callable(to_train) else None,
         holds_remote_half=bool(_compat.num_remote_workers(group))
@@ -180,10 +179,8 @@ def _set_policies_to_train(group: Any, policies_to_train: Callable[..., Any]) ->
     if own is not None:
         own.set_is_policy_to_train(policies_to_train)
     if _compat.num_remote_workers(group):
-        apply = functools.partial(
-            _remote.set_policies_to_train, policies_to_train=policies_to_train
-        )
-        replies = _compat.foreach_remote(group, apply)
+        apply = functools.partial(remote.set_policies_to_train, policies_to_train=policies_to_train)
+        replies = transport.foreach_remote(group, apply)
         for worker_id, outcome in replies:
             if outcome.get("error"):
                 logger.warning(
@@ -191,7 +188,7 @@ def _set_policies_to_train(group: Any, policies_to_train: Callable[..., Any]) ->
                     worker_id,
                     outcome["error"],
                 )
-        _faults.settle(group, replies, "the new policies_to_train")
+        transport.settle(group, replies, "the new policies_to_train")
 
 
 def worker_add_policy(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> Any:
@@ -199,6 +196,6 @@ def worker_add_policy(wrapped: Any, worker: Any, args: Any, kwargs: Any) -> Any:
     with own_work("limiting on_create_policy to the new policy"):
         arguments = bind(wrapped, args, kwargs)
         if arguments is not None and arguments.get("policy_id") is not None:
-            limit = _remote.only_new_policy_callbacks(worker, arguments["policy_id"])
+            limit = remote.only_new_policy_callbacks(worker, arguments["policy_id"])
     with limit:
         return wrapped(*args, **kwargs)

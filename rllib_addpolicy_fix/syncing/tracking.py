@@ -17,9 +17,13 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _busy, _compat, _remote
-from ._remote import weights_digest
-from ._stamps import current_weights, stash_stamp, weights_stamp
+from .. import _compat
+from . import remote, this_thread, transport
+from .remote import weights_digest
+from .stamps import current_weights, stash_stamp, weights_stamp
+
+#: Key of the shim's figures in each ``train()`` result (see :func:`take_result`).
+RESULT_KEY = "rllib_addpolicy_fix"
 
 #: One lock for all shim bookkeeping and broadcasts: adds from callbacks and user threads must
 #: not interleave a half-recorded add with a broadcast. Re-entrant: add_policy nests calls.
@@ -28,9 +32,9 @@ LOCK = threading.RLock()
 
 @contextlib.contextmanager
 def held() -> Iterator[None]:
-    """:data:`LOCK`, with this thread marked busy (:func:`_busy.quiet`) for the shim's own
+    """:data:`LOCK`, with this thread marked busy (:func:`this_thread.quiet`) for the shim's own
     work and the RLlib calls the shim wraps (an add, a weight sync)."""
-    with LOCK, _busy.quiet():
+    with LOCK, this_thread.quiet():
         yield
 
 
@@ -71,7 +75,7 @@ class GroupRecord:
         self._group = weakref.ref(group)
         self._truth: weakref.ReferenceType[Any] | None = None
         self.delivered: dict[str, Hashable] = {}
-        #: Adds whose remote half is held until the workers are next used (``_deferred``):
+        #: Adds whose remote half is held until the workers are next used (``held_adds``):
         #: policy id -> RLlib's ``RolloutWorker.add_policy`` kwargs, in the order added.
         self.held_adds: dict[str, dict[str, Any]] = {}
         self.baselined = False
@@ -159,8 +163,8 @@ class GroupRecord:
         for policy_id in policy_ids:
             stamp, weights = current_weights(sources[policy_id], policy_id)
             expected[policy_id] = (stamp, weights_digest(weights))
-        digests = functools.partial(_remote.policy_digests, policy_ids=list(expected))
-        replies = _compat.foreach_remote(group, digests)
+        digests = functools.partial(remote.policy_digests, policy_ids=list(expected))
+        replies = transport.foreach_remote(group, digests)
         held = [found for _, found in replies]
         for policy_id, (stamp, digest) in expected.items():
             if (

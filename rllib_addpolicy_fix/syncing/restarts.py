@@ -17,14 +17,12 @@ no call to any worker.
 
 from __future__ import annotations
 
-import logging
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _compat
-
-logger = logging.getLogger("rllib_addpolicy_fix")
+from .. import _compat
+from .._guard import logger
 
 
 @dataclass

@@ -1,21 +1,28 @@
-"""Arming the shim in a new process: the wheel's ``.pth`` and Ray's worker setup hook.
+"""The start-up hook: arms the fix in a new process, from the wheel's ``.pth`` and from Ray's
+worker setup hook.
 
 Standard library only, and nothing imported or looked up until RLlib is: this runs at every
 interpreter start of the environment (the ``.pth`` line executes this source inline, see
-``bootstrap/make_pth.py``) and in every worker process of a Ray job the shim started (the setup
+``bootstrap/make_pth.py``) and in every worker process of a Ray job the fix started (the setup
 hook, pickled by value, so a node needs no copy of this package to run it). ``arm`` puts a
 finder that finds nothing in front of the import system; on the first ``import ray.rllib`` it
-removes itself and imports ``rllib_addpolicy_fix``, whose wrapt post-import hooks then wrap
-RLlib's modules as they load. Failures are swallowed (logged at debug level): this must never
-break interpreter start, the import of Ray or a worker's start. Idempotent: some interpreters
-process a venv's .pth files twice, and a worker may get both the ``.pth`` and the hook.
+removes itself and imports the package, whose wrapt post-import hooks then wrap RLlib's modules
+as they load. It names the package as data (:data:`PACKAGE`) because it runs outside it: as the
+``.pth`` line's source, or pickled into a worker that may have no copy of it installed.
+Failures are swallowed (logged at debug level): this must never break interpreter start, the
+import of Ray or a worker's start. Idempotent: some interpreters process a venv's .pth files
+twice, and a worker may get both the ``.pth`` and the hook.
+
+It keeps its own minimal read of the kill switch; ``_settings`` owns that variable and a test
+keeps the two in step.
 """
 
 import os
 import sys
 
+PACKAGE = "rllib_addpolicy_fix"
 ENV_VAR = "RLLIB_ADDPOLICY_FIX"
-#: Values of :data:`ENV_VAR` that turn the shim off.
+#: Values of :data:`ENV_VAR` that turn the fix off (``_settings.OFF_VALUES``).
 OFF_VALUES = ("0", "off", "false", "no", "disable", "disabled")
 
 
@@ -24,14 +31,15 @@ def disabled() -> bool:
 
 
 def _activate() -> None:
+    import importlib
     import logging
 
     try:
-        import rllib_addpolicy_fix  # noqa: F401 - importing activates the shim
+        importlib.import_module(PACKAGE)  # importing activates the fix
     except ModuleNotFoundError as missing:
         needed = (missing.name or "").split(".")[0]
-        if needed and needed != "rllib_addpolicy_fix":  # shipped by Ray, but not its dependency
-            logging.getLogger("rllib_addpolicy_fix").warning(
+        if needed and needed != PACKAGE:  # shipped by Ray, but not its dependency
+            logging.getLogger(PACKAGE).warning(
                 "rllib_addpolicy_fix: not active in this process (pid %s), which cannot import "
                 "%s: `pip install %s` here.",
                 os.getpid(),
@@ -39,9 +47,9 @@ def _activate() -> None:
                 needed,
             )
         else:
-            logging.getLogger("rllib_addpolicy_fix").debug("not importable", exc_info=True)
+            logging.getLogger(PACKAGE).debug("not importable", exc_info=True)
     except Exception:  # noqa: BLE001
-        logging.getLogger("rllib_addpolicy_fix").debug("auto-activation failed", exc_info=True)
+        logging.getLogger(PACKAGE).debug("auto-activation failed", exc_info=True)
 
 
 def arm() -> None:

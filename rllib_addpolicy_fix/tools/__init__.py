@@ -1,0 +1,1 @@
+"""What users run: ``verify``, ``doctor``, and the demo league with its game."""
