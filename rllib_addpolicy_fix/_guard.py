@@ -40,7 +40,8 @@ class WorkerFault(Exception):
 
 @contextlib.contextmanager
 def worker_errors_raised() -> Iterator[None]:
-    """A worker's failure inside leaves as the error RLlib (or the shim) raised for it."""
+    """A worker's failure inside leaves as the error RLlib (or the shim) raised for it
+    (:func:`own_work` does the same before it swallows the shim's own failures)."""
     try:
         yield
     except WorkerFault as fault:
@@ -52,8 +53,9 @@ def own_work(what: str) -> Iterator[None]:
     """Swallow (and log once per ``what``) a failure of the shim's own work: it must never
     become the user's failure."""
     try:
-        with worker_errors_raised():  # a worker's failure, not the shim's: RLlib's way
-            yield
+        yield
+    except WorkerFault as fault:  # a worker's failure, not the shim's: RLlib's way
+        raise fault.error from None
     except Exception:  # noqa: BLE001 - the documented contract: log, never raise
         if what not in warned:
             warned.add(what)
