@@ -4,6 +4,9 @@ added with RLlib's own state-carrying ``add_policy`` (delivered, so nothing is p
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import ray
@@ -19,6 +22,23 @@ def league_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
     return parser
+
+
+def alternating_blocks(args: argparse.Namespace) -> Iterator[bool]:
+    """Per block of ``args.block`` iterations, whether the measured mode is on: off, on, on,
+    off, off, on, ... so that machine noise and drift hit both modes alike."""
+    for block in range(2 * max(args.iterations // args.block, 1)):
+        yield block % 4 in (1, 2)
+
+
+def median_seconds(func: Callable[[], Any], repeats: int = 200) -> float:
+    """``func`` timed alone: the median of ``repeats`` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def start_ray(workers: int) -> None:

@@ -17,7 +17,7 @@ import sys
 import time
 
 import ray
-from _league import league, league_arguments, start_ray
+from _league import alternating_blocks, league, league_arguments, median_seconds, start_ray
 
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
@@ -42,9 +42,7 @@ def main() -> int:
         return real_pending(self)
 
     _tracking.GroupRecord.pending = counted_pending  # type: ignore[method-assign]
-    blocks = max(args.iterations // args.block, 1)
-    for block in range(2 * blocks):
-        shim = block % 4 in (1, 2)  # off, on, on, off, off, on, on, off, ...
+    for shim in alternating_blocks(args):
         fix.install() if shim else fix.uninstall()
         algo.train()  # untimed: uninstall() drops the shim's tensor cache; steady use keeps it
         _tracking.record_for(_compat.training_group(algo)).mark_delivered(["main"])
@@ -64,16 +62,12 @@ def main() -> int:
     fix.install()
     # The shim's own work per iteration (checking N policies once per iteration, sending
     # nothing), timed alone: a figure machine noise on train() cannot hide.
-    checks = []
-    for _ in range(200):
-        started = time.perf_counter()
-        _broadcast.push_before_use(record.group)
-        checks.append(time.perf_counter() - started)
+    one_check = median_seconds(lambda: _broadcast.push_before_use(record.group))
     algo.stop()
     ray.shutdown()
     with_shim, without = statistics.median(times[True]), statistics.median(times[False])
     overhead = with_shim / without - 1.0
-    check = statistics.median(checks) * statistics.median(checks_per_iteration)
+    check = one_check * statistics.median(checks_per_iteration)
     print(
         f"train() with N={args.snapshots} snapshots, nothing changed, W={args.workers}, "
         f"{len(times[True])} iterations each, in alternating blocks of {args.block} "
@@ -89,7 +83,7 @@ def main() -> int:
         f"  the shim's per-iteration work, timed alone: "
         f"{statistics.median(checks_per_iteration)} full checks of {args.snapshots + 1} "
         f"policies for {statistics.median(uses_per_iteration)} remote calls RLlib made "
-        f"x {statistics.median(checks) * 1000:.2f} ms"
+        f"x {one_check * 1000:.2f} ms"
         f" = {check * 1000:.2f} ms = {check / without * 100:.2f} % of train()"
     )
     return 0 if overhead <= 0.01 and broadcast == 0 else 1

@@ -50,19 +50,6 @@ from rllib_addpolicy_fix.syncing import tracking as _tracking
 from rllib_addpolicy_fix.tools import demo
 
 
-def copy_weights(algo: Any, dst: str) -> None:
-    """The seed's buggy pattern: add, then set the weights on the driver."""
-    src = algo.get_policy("main")
-    algo.add_policy(
-        dst,
-        type(src),
-        observation_space=src.observation_space,
-        action_space=src.action_space,
-        config=getattr(src, "config", {}).copy(),
-    )
-    algo.get_policy(dst).set_weights(src.get_weights())
-
-
 def with_state(algo: Any, dst: str) -> None:
     src = algo.get_policy("main")
     algo.add_policy(
@@ -76,7 +63,7 @@ def with_state(algo: Any, dst: str) -> None:
 
 
 def copy_then_sync_one(algo: Any, dst: str) -> None:
-    copy_weights(algo, dst)
+    demo.copy_weights(algo, dst)
     _compat.training_group(algo).sync_weights(policies=[dst], timeout_seconds=None)
 
 
@@ -104,11 +91,11 @@ SHIM_WITH_STATE = "shim: add(policy_state=...)"
 
 #: label -> (add function, shim installed?)
 PATTERNS: dict[str, tuple[Callable[[Any, str], None], bool]] = {
-    BUGGY: (copy_weights, False),
+    BUGGY: (demo.copy_weights, False),
     WITH_STATE: (with_state, False),
     FLOOR: (copy_then_sync_one, False),
     "RLlib example: set_state + sync all": (rllib_example, False),
-    SHIM_FIXED: (copy_weights, True),
+    SHIM_FIXED: (demo.copy_weights, True),
     SHIM_WITH_STATE: (with_state, True),
 }
 

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import ray
-from _league import league, league_arguments, start_ray
+from _league import alternating_blocks, league, league_arguments, median_seconds, start_ray
 
 from rllib_addpolicy_fix import _compat
 
@@ -40,9 +40,7 @@ def main() -> int:
 
     times: dict[bool, list[float]] = {True: [], False: []}
     reads_per_iteration: list[int] = []
-    blocks = max(args.iterations // args.block, 1)
-    for block in range(2 * blocks):
-        check = block % 4 in (1, 2)
+    for check in alternating_blocks(args):
         _compat.restart_counts = counted if check else nothing_restarted  # type: ignore[assignment]
         algo.train()  # untimed
         for _ in range(args.block):
@@ -54,17 +52,13 @@ def main() -> int:
                 reads_per_iteration.append(reads[0] - before)
     _compat.restart_counts = real_counts  # type: ignore[assignment]
     group = _compat.training_group(algo)
-    one_read = []
-    for _ in range(200):
-        started = time.perf_counter()
-        real_counts(group)
-        one_read.append(time.perf_counter() - started)
+    one_read = median_seconds(lambda: real_counts(group))
     algo.stop()
     ray.shutdown()
 
     with_check, without = statistics.median(times[True]), statistics.median(times[False])
     overhead = with_check / without - 1.0
-    per_iteration = statistics.median(reads_per_iteration) * statistics.median(one_read)
+    per_iteration = statistics.median(reads_per_iteration) * one_read
     print(
         f"train() with N={args.snapshots} snapshots, W={args.workers}, nothing restarted, "
         f"{len(times[True])} iterations each, in alternating blocks of {args.block} "
@@ -76,7 +70,7 @@ def main() -> int:
     print(f"  overhead: {overhead * 100:+.2f} % (target <= 1 %: {verdict})")
     print(
         f"  the check timed alone: {statistics.median(reads_per_iteration)} reads of the set's "
-        f"restart counts per iteration x {statistics.median(one_read) * 1000:.2f} ms "
+        f"restart counts per iteration x {one_read * 1000:.2f} ms "
         f"({args.workers} GCS look-ups each) = {per_iteration * 1000:.2f} ms = "
         f"{per_iteration / without * 100:.2f} % of train()"
     )

@@ -18,6 +18,7 @@ from ray.rllib.policy.policy import Policy, PolicySpec
 
 from rllib_addpolicy_fix import _compat
 from rllib_addpolicy_fix.syncing import transport as _transport
+from rllib_addpolicy_fix.tools.demo import copy_weights as copy_weights  # the seed's snapshot code
 from rllib_addpolicy_fix.tools.game import (
     ACTION_SPACE,
     OBSERVATION_SPACE,
@@ -26,19 +27,6 @@ from rllib_addpolicy_fix.tools.game import (
 )
 
 PROBE_OBSERVATION = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
-
-
-def copy_weights(algo: Any, dst_policy_name: str) -> None:
-    """The seed script's snapshot function, unedited."""
-    src = algo.get_policy("main")
-    algo.add_policy(
-        dst_policy_name,
-        type(src),
-        observation_space=src.observation_space,
-        action_space=src.action_space,
-        config=getattr(src, "config", {}).copy(),
-    )
-    algo.get_policy(dst_policy_name).set_weights(src.get_weights())
 
 
 def map_everyone_to_main(agent_id: Any, *args: Any, **kwargs: Any) -> str:

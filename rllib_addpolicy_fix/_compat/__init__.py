@@ -11,7 +11,6 @@ the specifier only documents the boundary.
 from __future__ import annotations
 
 from .calls import (
-    SYNC_SOURCE_KWARGS,
     bind,
     called_function,
     rebind,
@@ -19,9 +18,8 @@ from .calls import (
     signature,
     sync_weights_source,
 )
-from .config import configure_old_stack, ppo_batch_kwargs, without_worker_restarts
+from .config import configure_old_stack, without_worker_restarts
 from .groups import (
-    config_uses_old_stack,
     evaluation_group,
     group_uses_old_stack,
     groups,
@@ -61,10 +59,8 @@ __all__ = [
     "PY_MODULES_FIELD",
     "SETUP_HOOK_FIELD",
     "SUPPORTED_RAY",
-    "SYNC_SOURCE_KWARGS",
     "bind",
     "called_function",
-    "config_uses_old_stack",
     "configure_old_stack",
     "evaluation_group",
     "group_role",
@@ -81,7 +77,6 @@ __all__ = [
     "num_remote_workers",
     "policy_ids",
     "policy_to_stash",
-    "ppo_batch_kwargs",
     "probe_timeout_s",
     "ray_supported",
     "rebind",
