@@ -241,17 +241,33 @@ def remote_results(algo: Any, func: Any, group: Any = None) -> list[Any]:
     return [result for _, result in _transport.foreach_remote(group, func)]
 
 
-def sample_count(algo: Any, group: Any = None) -> list[int]:
-    return [len(samples) for samples in remote_results(algo, probe_samples, group)]
+def process_samples(worker: Any) -> tuple[int, list[dict[str, str]]]:
+    """This worker's process id and what :class:`SampleProbe` recorded in it."""
+    return os.getpid(), probe_samples(worker)
+
+
+def sample_count(algo: Any, group: Any = None) -> dict[int, tuple[int, int]]:
+    """``{worker id: (process id, samples recorded so far)}`` of every remote worker of the
+    training set (or ``group``); every worker must answer."""
+    group = group if group is not None else _compat.training_group(algo)
+    replies = _transport.foreach_remote(group, process_samples)
+    assert not replies.unreached, f"remote workers {replies.unreached} did not answer"
+    return {worker_id: (pid, len(samples)) for worker_id, (pid, samples) in replies}
 
 
 def samples_since(
-    algo: Any, counts: list[int], *, required: bool = True, group: Any = None
+    algo: Any, counts: dict[int, tuple[int, int]], *, required: bool = True, group: Any = None
 ) -> list[dict[str, str]]:
     """What each remote worker's policies held whenever it sampled since ``counts`` (of the
-    training set, or ``group``)."""
-    per_worker = remote_results(algo, probe_samples, group)
-    seen = [s for before, samples in zip(counts, per_worker) for s in samples[before:]]
+    training set, or ``group``), matched by worker id: a worker whose process is new since
+    (Ray restarted it) counts every sample of its new process. Every worker must answer."""
+    group = group if group is not None else _compat.training_group(algo)
+    replies = _transport.foreach_remote(group, process_samples)
+    assert not replies.unreached, f"remote workers {replies.unreached} did not answer"
+    seen = []
+    for worker_id, (pid, samples) in replies:
+        before_pid, before = counts.get(worker_id, (pid, 0))
+        seen += samples[before if before_pid == pid else 0 :]
     assert seen or not required, "the workers did not sample"
     return seen
 
@@ -303,7 +319,8 @@ class LeagueProbe(SampleProbe):
         if snapshots:
             report = rllib_addpolicy_fix.verify(algorithm, snapshots)
             state["worst"] = max(state["worst"], report.max_abs_diff())
-            state["checks"] += len(report.checks)
+            state["checks"] += sum(check.policy_id != "*" for check in report.checks)
+            state["uncompared"] += sum(check.policy_id == "*" for check in report.checks)
         state["turn"] += 1
         changed = "main_v1" if state["turn"] == 2 else f"main_v{state['turn']}"
         if state["turn"] == 2:
@@ -313,17 +330,23 @@ class LeagueProbe(SampleProbe):
         self.expect_sampled(algorithm, changed, result)
         result["league_max_diff"] = float(state["worst"])
         result["league_checks"] = state["checks"]
+        result["league_uncompared"] = state["uncompared"]
 
     @staticmethod
-    def league_state(algorithm: Any) -> dict[str, Any]:
+    def league_state(algorithm: Any, held_before: dict[str, str] | None = None) -> dict[str, Any]:
         """This Algorithm's league bookkeeping, after counting the snapshot copies its remote
-        training workers sampled with since the last call (and how many were stale)."""
+        training workers sampled with since the last call (and how many were stale).
+        ``held_before``: digests of snapshots the driver already held (restored from a
+        checkpoint, whose bookkeeping did not survive), expected from now on too."""
         state: dict[str, Any] = algorithm.__dict__.setdefault(
             "_league",
             {"turn": 0, "worst": 0.0, "checks": 0, "seen": [], "expected": {}},
         )
         state.setdefault("sampled", 0)
         state.setdefault("stale", 0)
+        state.setdefault("uncompared", 0)
+        for pid, held in (held_before or {}).items():
+            state["expected"].setdefault(pid, held)
         per_worker = remote_results(algorithm, probe_samples)
         for before, samples in zip(state["seen"] or [0] * len(per_worker), per_worker):
             for sample in samples[before:]:
@@ -363,14 +386,21 @@ class LeagueThatFailsOnce(LeagueProbe):
     def on_train_result(self, *, algorithm: Any, result: dict[str, Any], **kwargs: Any) -> None:
         import rllib_addpolicy_fix
 
-        self.league_state(algorithm)
         driver = _compat.local_worker(_compat.training_group(algorithm))
         snapshots = [pid for pid in _compat.policy_ids(driver) if str(pid).startswith("main_v")]
+        # The snapshots restored with the Algorithm are sampling-checked too (frozen: the
+        # driver's copy now is what every sample since the restore must have held).
+        held = {pid: digest(algorithm.get_policy(pid).get_weights()) for pid in snapshots}
+        state = self.league_state(algorithm, held_before=held)
         report = rllib_addpolicy_fix.verify(algorithm, snapshots) if snapshots else None
         copy_weights(algorithm, f"main_v{len(snapshots) + 1}")
         self.expect_sampled(algorithm, f"main_v{len(snapshots) + 1}", result)
         result["league_max_diff"] = report.max_abs_diff() if report else 0.0
-        result["league_checks"] = len(report.checks) if report else 0
+        checks = report.checks if report else ()
+        state["checks"] += sum(check.policy_id != "*" for check in checks)
+        state["uncompared"] += sum(check.policy_id == "*" for check in checks)
+        result["league_checks"] = state["checks"]
+        result["league_uncompared"] = state["uncompared"]
         result["league_snapshots"] = len(snapshots) + 1
         if len(snapshots) + 1 == 2 and not os.path.exists(FAILED_ONCE_MARKER):
             with open(FAILED_ONCE_MARKER, "w"):
@@ -534,3 +564,54 @@ class BuildsOnTheDriverOnly(PPOTorchPolicy):  # type: ignore[misc]
         if os.getpid() != _TEST_PROCESS:
             raise ValueError("this policy cannot be built on a remote worker")
         super().__init__(*args, **kwargs)
+
+
+# The point of use: what each remote sample was taken with, by policy, digested on the worker.
+
+
+def map_second_player_to_the_league(agent_id: Any, *args: Any, **kwargs: Any) -> str:
+    """player_0 is "main"; player_1 faces a random other policy of the worker (a slot or a
+    snapshot), read from the worker's own map so snapshots join without a new mapping."""
+    import random
+
+    if agent_id == PLAYERS[0]:
+        return "main"
+    worker = kwargs.get("worker") or (args[1] if len(args) > 1 else None)
+    policy_map = getattr(worker, "policy_map", None)
+    others = sorted(pid for pid in (policy_map.keys() if policy_map else ()) if pid != "main")
+    return random.choice(others) if others else "main"
+
+
+class BatchProbe(DefaultCallbacks):  # type: ignore[misc]
+    """On each worker, at the end of each sample: a digest of the weights of every policy that
+    sampled in it (independent of the fix: what the policy object holds at that moment)."""
+
+    def on_sample_end(self, *args: Any, **kwargs: Any) -> None:
+        worker = kwargs.get("worker") or kwargs.get("env_runner")
+        samples = kwargs.get("samples")
+        if worker is None or samples is None:
+            return
+        policy_batches = getattr(samples, "policy_batches", None)
+        in_batch = list(policy_batches) if isinstance(policy_batches, dict) else ["default_policy"]
+        seen = {pid: digest(worker.policy_map[pid].get_weights()) for pid in in_batch}
+        worker.__dict__.setdefault("_probe_batches", []).append(seen)
+
+
+def take_probe_batches(worker: Any) -> list[dict[str, str]]:
+    """What :class:`BatchProbe` recorded on this worker process since the last call."""
+    return list(worker.__dict__.pop("_probe_batches", []))
+
+
+def stale_batches(batches: list[dict[str, str]], expected: dict[str, str]) -> tuple[int, int]:
+    """(policy batches of ``expected``'s policies, how many of them held other weights)."""
+    sampled = stale = 0
+    for batch in batches:
+        for pid, held in batch.items():
+            if pid in expected:
+                sampled += 1
+                stale += held != expected[pid]
+    return sampled, stale
+
+
+def league_policies(policy_ids: tuple[str, ...]) -> dict[str, Any]:
+    return {pid: PolicySpec(None, OBSERVATION_SPACE, ACTION_SPACE, {}) for pid in policy_ids}

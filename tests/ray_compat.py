@@ -5,6 +5,9 @@ places only."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -181,3 +184,53 @@ def shim_modes(control_runs_here: bool, where: str) -> list[Any]:
     ``control_runs_here``."""
     control = pytest.mark.skipif(not control_runs_here, reason=f"the control runs on {where}")
     return ["installed", pytest.param("uninstalled", marks=control)]
+
+
+def _sampling(func: Any) -> bool:
+    """Whether an actor-manager call samples: RLlib's function (inside the fix's wrapper, if
+    any) calls a worker's ``sample``."""
+    inner = getattr(func, "keywords", {}).get("_rllib_addpolicy_fix_inner", func)
+    if isinstance(inner, str):
+        return inner.startswith("sample")
+    return "sample" in getattr(getattr(inner, "__code__", None), "co_names", ())
+
+
+@dataclass
+class Restarts:
+    """The restarts :func:`restart_before_sampling` made, by worker id."""
+
+    ids: list[int] = field(default_factory=list)
+    this_iteration: int = 0
+
+    def next_iteration(self) -> None:
+        self.this_iteration = 0
+
+
+@contextlib.contextmanager
+def restart_before_sampling(group: Any, *, per_iteration: int = 1) -> Iterator[Restarts]:
+    """Inside RLlib's actor manager, after every driver-side check, right before the first
+    ``per_iteration`` sample calls of each iteration (``Restarts.next_iteration``) are sent:
+    the set's lowest-id remote worker is killed and Ray restarts it, so the sample call reaches
+    a new process built from the config alone."""
+    manager = _compat.worker_manager(group)
+    name = next(
+        n
+        for n in ("_call_actors", "_FaultTolerantActorManager__call_actors")
+        if hasattr(manager, n)
+    )
+    original = getattr(manager, name)
+    restarts = Restarts()
+
+    def call_actors(*args: Any, **kwargs: Any) -> Any:
+        func = kwargs.get("func", args[0] if args else None)
+        funcs = func if isinstance(func, list) else [func]
+        if any(_sampling(f) for f in funcs) and restarts.this_iteration < per_iteration:
+            restarts.this_iteration += 1
+            restarts.ids.append(restart_behind_rllibs_back(group))
+        return original(*args, **kwargs)
+
+    setattr(manager, name, call_actors)
+    try:
+        yield restarts
+    finally:
+        vars(manager).pop(name, None)

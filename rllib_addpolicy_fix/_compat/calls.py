@@ -46,7 +46,7 @@ def bind(
 
 
 def rebind(
-    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], **changes: Any
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], /, **changes: Any
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``(args, kwargs)`` of the same call with the named arguments changed, wherever the
     release's signature has them (by position or keyword)."""

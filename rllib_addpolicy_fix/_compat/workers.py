@@ -98,3 +98,37 @@ def _setting(config: Any, name: str) -> Any:
         return getattr(config, name, None)
     except Exception:  # noqa: BLE001
         return None
+
+
+def take_audits(results: Any, marker: str, take: Any) -> None:
+    """Take the audit figures off each result of an actor-manager call, in place, so RLlib
+    sees its function's own result: ``(marker, figures, result)`` becomes ``result``, and
+    ``take(figures)`` is called. ``RemoteCallResults.result_or_errors`` holds a
+    ``CallResult(actor_id, result_or_error, tag)`` per call, and ``ResultOrError(result=...)``
+    builds a result (2.5 to 2.60 alike). Never raises: each result is replaced before anything
+    else is done with its figures, so RLlib never sees the marker."""
+    from ray.rllib.utils.actor_manager import CallResult, ResultOrError
+
+    calls = getattr(results, "result_or_errors", None)
+    if not isinstance(calls, list):
+        return
+    for index, call in enumerate(calls):
+        try:
+            value = call.get() if call.ok else None
+        except Exception:  # noqa: BLE001 - not ours to judge: left as it is
+            continue
+        if isinstance(value, tuple) and len(value) == 3 and value[0] == marker:
+            calls[index] = CallResult(call.actor_id, ResultOrError(result=value[2]), call.tag)
+            try:
+                take(value[1])
+            except Exception:  # noqa: BLE001 - the figures are the fix's own: never RLlib's
+                pass
+
+
+def samples_travel_as_refs(group: Any) -> bool:
+    """Whether RLlib fetches this set's asynchronous sample results as object refs and hands
+    them on unread: legacy IMPALA/APPO with aggregation workers (``num_aggregation_workers``
+    > 0; up to 2.40 ``return_object_refs=use_tree_aggregation``; later releases deprecate it
+    and always fetch the batches)."""
+    count = _setting(getattr(group, "_remote_config", None), "num_aggregation_workers")
+    return isinstance(count, int) and not isinstance(count, bool) and count > 0

@@ -19,10 +19,12 @@ import wrapt
 from .. import _compat, _settings
 from .._guard import logger, warn_once
 from ..activation import job_env
-from ..syncing import remote, stamps, tracking
+from ..syncing import remote, remote_check, remote_state, stamps, tracking
 from .table import Patch, Wrapper, patches_for
 
 _active = False
+#: The modules whose functions run on remote workers, pickled by value.
+_RUN_ON_WORKERS = (remote, remote_state, remote_check)
 #: patch name -> (owner class or module, attribute, wrapt handle or, for by-reference wrappers, the
 #: original function), for uninstall and doctor.
 _wrapped: dict[str, tuple[Any, str, Any]] = {}
@@ -81,8 +83,9 @@ def uninstall() -> None:
         _wrapped.clear()
         stamps.stop_watching_torch()
         cloudpickle = sys.modules.get("ray.cloudpickle")
-        if cloudpickle is not None and remote.__name__ in _pickled_by_value(cloudpickle):
-            cloudpickle.unregister_pickle_by_value(remote)
+        for by_value in _RUN_ON_WORKERS:
+            if cloudpickle is not None and by_value.__name__ in _pickled_by_value(cloudpickle):
+                cloudpickle.unregister_pickle_by_value(by_value)
 
 
 def is_installed() -> bool:
@@ -114,9 +117,11 @@ def _on_import(module: Any) -> None:
                 return
             import ray.cloudpickle
 
-            if remote.__name__ not in _pickled_by_value(ray.cloudpickle):
-                # Remote nodes need no copy of this package: what runs there travels by value.
-                ray.cloudpickle.register_pickle_by_value(remote)
+            for by_value in _RUN_ON_WORKERS:
+                if by_value.__name__ not in _pickled_by_value(ray.cloudpickle):
+                    # Remote nodes need no copy of this package: what runs there travels by
+                    # value.
+                    ray.cloudpickle.register_pickle_by_value(by_value)
             here = [patch for patch in patches_for(version) if patch.module == module.__name__]
             missing = [
                 patch.name

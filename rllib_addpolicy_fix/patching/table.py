@@ -19,7 +19,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from ..activation import job_env
-from . import adding, algorithm, tune_trial, worker_set
+from . import actor_manager, adding, algorithm, tune_trial, worker_set
 
 #: wrapt's wrapper signature: (wrapped, instance, args, kwargs) -> result.
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -68,6 +68,7 @@ _ROLLOUT_WORKER = "ray.rllib.evaluation.rollout_worker"
 _WORKER_SET = "ray.rllib.evaluation.worker_set"  # the worker set up to 2.29
 _ENV_RUNNER_GROUP = "ray.rllib.env.env_runner_group"  # the worker set from 2.30
 _POLICY_MAP = "ray.rllib.policy.policy_map"
+_ACTOR_MANAGER = "ray.rllib.utils.actor_manager"
 _TUNE_TRIAL = "ray.tune.experiment.trial"
 
 _EVERY = SpecifierSet()
@@ -156,6 +157,26 @@ PATCHES: tuple[Patch, ...] = (
     ),
     _env_runner_group(
         "foreach_env_runner_with_id", _pre_use, required=None, optional=SpecifierSet(">=2.41")
+    ),
+    # RLlib's actor manager, where each call to a set's remote workers is made: the check at
+    # the point of use rides along, and the audit comes back on synchronous results.
+    Patch(
+        _ACTOR_MANAGER,
+        "FaultTolerantActorManager",
+        "foreach_actor",
+        actor_manager.manager_foreach_actor,
+    ),
+    Patch(
+        _ACTOR_MANAGER,
+        "FaultTolerantActorManager",
+        "foreach_actor_async",
+        actor_manager.manager_foreach_actor_async,
+    ),
+    Patch(
+        _ACTOR_MANAGER,
+        "FaultTolerantActorManager",
+        "fetch_ready_async_reqs",
+        actor_manager.manager_fetch_ready_async_reqs,
     ),
     # The driver's LRU policy cache: a policy's record follows it into the stash.
     Patch(_POLICY_MAP, "PolicyMap", "_stash_least_used_policy", worker_set.policy_map_stash),

@@ -22,6 +22,7 @@ from .. import _compat
 from .._compat import bind
 from .._guard import own_work
 from ..syncing import broadcast, held_adds, this_thread, tracking
+from .actor_manager import CHECK_AT_USE
 
 #: What the shim sends before RLlib uses a set's remote workers (held adds, then changed weights).
 PRE_USE_WORK = "the broadcast before the remote workers are used"
@@ -87,11 +88,21 @@ def group_remote_call(wrapped: Any, group: Any, args: Any, kwargs: Any) -> Any:
     """
     if held_adds.hold(group, _compat.called_function(args, kwargs)):
         return []  # the remote half of an add: sent when the workers are next used
-    if not this_thread.busy_here():  # not the shim's own call, nor inside a sync or an add
-        with own_work(PRE_USE_WORK):
-            if _compat.group_uses_old_stack(group):
-                broadcast.push_before_use(group)
-    return wrapped(*args, **kwargs)
+    if this_thread.busy_here():  # the shim's own call, or inside a sync or an add
+        return wrapped(*args, **kwargs)
+    old_stack = False
+    with own_work(PRE_USE_WORK):
+        old_stack = _compat.group_uses_old_stack(group)
+        if old_stack:
+            broadcast.push_before_use(group)
+    use: tuple[tracking.GroupRecord, dict[str, Any] | None] | None = None
+    if old_stack:
+        with own_work(CHECK_AT_USE):
+            use = broadcast.check_at_use(group)
+    if use is None:
+        return wrapped(*args, **kwargs)
+    with this_thread.using(*use):  # the set's actor manager carries the check (``actor_manager``)
+        return wrapped(*args, **kwargs)
 
 
 def policy_map_stash(wrapped: Any, policy_map: Any, args: Any, kwargs: Any) -> Any:

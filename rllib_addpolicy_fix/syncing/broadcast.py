@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import _compat
 from .._guard import logger, worker_errors_raised
-from . import held_adds, remote, this_thread, tracking, transport
+from . import held_adds, remote, this_thread, tracking, transport, versions
 from .stamps import current_weights, state_nbytes
 
 
@@ -66,6 +66,16 @@ def push_before_use(group: Any) -> list[str]:
         return sent
 
 
+def check_at_use(group: Any) -> tuple[tracking.GroupRecord, dict[str, Any] | None]:
+    """What RLlib's call to ``group``'s remote workers carries for the point-of-use check
+    (``versions.check_for``), with the set's record."""
+    with tracking.held():
+        record = tracking.record_for(group)
+        if not versions.CHECK_AT_USE:
+            return record, None
+        return record, versions.check_for(record, record.kept_in_sync)
+
+
 def pending_before_use(record: tracking.GroupRecord) -> list[str]:
     """The policies :func:`push_before_use` would send now."""
     skip = set(left_to_rllib(record))
@@ -73,17 +83,8 @@ def pending_before_use(record: tracking.GroupRecord) -> list[str]:
 
 
 def left_to_rllib(record: tracking.GroupRecord) -> list[str]:
-    """Policies RLlib itself keeps current on this set's workers: on an evaluation set, the
-    trained ones (``evaluate()`` syncs every policy first; between evaluations they lag by
-    design); on a training set, those a learner thread trains (IMPALA, APPO push them)."""
-    truth, own = record.truth(), _compat.local_worker(record.group)
-    if truth is not None and own is not None and own is not truth:
-        return [
-            policy_id
-            for policy_id in _compat.policy_ids(truth)
-            if _compat.is_policy_to_train(truth, policy_id)
-        ]
-    return _compat.trained_in_background(record.group)
+    """Policies RLlib itself keeps current on this set's workers (``GroupRecord.left_to_rllib``)."""
+    return record.left_to_rllib()
 
 
 def push_pending(group: Any, skip: Collection[str] = ()) -> list[str]:
@@ -129,9 +130,13 @@ def broadcast(record: tracking.GroupRecord, policy_ids: list[str]) -> None:
 
     failed = False
     replies = transport.Replies()
+    weights_ref = None
+    planned = versions.plan(record.ledger, weights)
     if _compat.num_remote_workers(group):
         weights_ref = ray.put(weights)  # copies: later training cannot change what is sent
-        apply = functools.partial(remote.set_policy_weights, weights_ref=weights_ref)
+        apply = functools.partial(
+            remote.set_policy_weights, weights_ref=weights_ref, versions=planned
+        )
         replies = transport.foreach_remote(group, apply)
         for worker_id, outcome in replies:
             if outcome.get("error") or outcome.get("missing"):
@@ -146,7 +151,9 @@ def broadcast(record: tracking.GroupRecord, policy_ids: list[str]) -> None:
     if not failed:
         # Workers that died or hung are out of service now; RLlib restores each from the
         # driver's state before it samples again (``transport.settle``).
-        record.delivered.update(stamps)
+        record.note_delivered(stamps)
+        if weights_ref is not None:
+            versions.delivered_weights(record.ledger, stamps, planned, weights_ref)
     sent_bytes = nbytes * len(replies)
     record.record_broadcast(policy_ids, sent_bytes, time.perf_counter() - started)
     transport.settle(group, replies, f"the weights of {policy_ids}")

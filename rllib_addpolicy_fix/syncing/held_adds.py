@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import _compat
 from .._guard import WorkerFault, logger
-from . import remote, tracking, transport
+from . import remote, tracking, transport, versions
 from .stamps import current_policy_state, state_nbytes
 
 
@@ -96,9 +96,21 @@ def send_held_adds(group: Any) -> list[str]:
             if own is not None and own is not source:  # the evaluation set's own copy
                 remote.set_policy_weights(own, {policy_id: states[policy_id]["weights"]})
         replies = transport.Replies()
+        payload_ref = None
+        planned: versions.Planned = {}
         if adds and _compat.num_remote_workers(group):
-            states_ref = ray.put(states)
-            send = functools.partial(remote.add_policies, adds=adds, states_ref=states_ref)
+            # One put for every worker, kept as where a worker that lacks these adds later
+            # (a new process) catches up from (``versions``).
+            payload_ref = ray.put({"kwargs": dict(adds), "states": states})
+            planned = versions.plan(
+                record.ledger, {pid: state["weights"] for pid, state in states.items()}
+            )
+            send = functools.partial(
+                remote.add_policies,
+                policy_ids=list(dict(adds)),
+                payload_ref=payload_ref,
+                versions=planned,
+            )
             replies = transport.foreach_remote(group, send)
         for policy_id in held:
             record.held_adds.pop(policy_id, None)
@@ -109,7 +121,10 @@ def send_held_adds(group: Any) -> list[str]:
             for policy_id, error in (outcome.get("errors") or {}).items():
                 failures.setdefault(policy_id, []).append(f"remote worker {worker_id}: {error}")
         sent = [policy_id for policy_id, _ in adds if policy_id not in failures]
-        record.delivered.update({policy_id: stamps[policy_id] for policy_id in sent})
+        record.note_delivered({policy_id: stamps[policy_id] for policy_id in sent})
+        if payload_ref is not None:
+            delivered = {policy_id: stamps[policy_id] for policy_id in sent}
+            versions.delivered_adds(record.ledger, delivered, planned, payload_ref)
         record.record_broadcast(
             sent, state_nbytes(states) * len(replies), time.perf_counter() - started
         )

@@ -14,7 +14,13 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from .remote_state import held_versions, publish
+
 logger = logging.getLogger("rllib_addpolicy_fix.remote")
+
+#: ``{policy_id: (version, digest)}`` a delivery publishes on each worker once applied
+#: (``remote_state``; the driver's side is ``versions``).
+Versions = dict[str, tuple[int, str]]
 
 
 @contextlib.contextmanager
@@ -45,13 +51,14 @@ def only_new_policy_callbacks(worker: Any, policy_id: str) -> Iterator[None]:
 
 
 def add_policies(
-    worker: Any, adds: list[tuple[str, dict[str, Any]]], states_ref: Any
+    worker: Any, policy_ids: list[str], payload_ref: Any, versions: Versions | None = None
 ) -> dict[str, Any]:
     """The remote half of adds the driver held until the workers were next used: for each
-    ``(policy_id, add_policy kwargs)``, ``worker.add_policy(**kwargs)`` with the driver's state
-    of that moment (``states_ref``: ``{policy_id: state}``, put once for every worker). A policy
-    the worker already has (a worker RLlib restored from the driver's state meanwhile) only
-    takes the state.
+    policy of ``payload_ref`` (``{"kwargs": {policy_id: add_policy kwargs}, "states":
+    {policy_id: state}}``, put once for every worker), ``worker.add_policy(**kwargs)`` with the
+    driver's state of that moment. A policy the worker already has (a worker RLlib restored
+    from the driver's state meanwhile) only takes the state. Each policy built publishes its
+    ``versions`` entry.
 
     Returns ``{"added": [...], "errors": {policy_id: str}}``; a policy that failed to build is
     not left half-added here.
@@ -61,11 +68,12 @@ def add_policies(
     try:
         import ray
 
-        states = ray.get(states_ref)
+        payload = ray.get(payload_ref)
+        adds, states = payload["kwargs"], payload["states"]
     except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker
         logger.exception("rllib_addpolicy_fix: could not fetch the added policies' states")
-        return {"added": added, "errors": {pid: repr(error) for pid, _ in adds}}
-    for policy_id, kwargs in adds:
+        return {"added": added, "errors": {pid: repr(error) for pid in policy_ids}}
+    for policy_id, kwargs in adds.items():
         try:
             policy_map = worker.policy_map
             if policy_id in policy_map:
@@ -74,6 +82,8 @@ def add_policies(
                 with only_new_policy_callbacks(worker, policy_id):
                     worker.add_policy(**dict(kwargs, policy_state=states[policy_id]))
             added.append(policy_id)
+            if versions and policy_id in versions:
+                publish(worker, policy_id, *versions[policy_id])
         except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker
             logger.exception("rllib_addpolicy_fix: could not add policy %r", policy_id)
             errors[policy_id] = f"{type(error).__name__}: {error}"
@@ -116,16 +126,20 @@ def stashed_refs(policy_map: Any, policy_id: str) -> dict[str, Any] | None:
     return None
 
 
-def set_policy_weights(worker: Any, weights_ref: Any) -> dict[str, Any]:
+def set_policy_weights(
+    worker: Any, weights_ref: Any, versions: Versions | None = None
+) -> dict[str, Any]:
     """Apply ``{policy_id: weights}`` (or an object-store ref to it) for the policies this
-    worker has. A policy evicted from the worker's LRU policy cache is not loaded for it
-    (``Policy.from_state``, then another evicted): its stashed state takes the weights, and
-    RLlib loads it with them when it is next used.
+    worker has, each publishing its ``versions`` entry once applied. A policy evicted from the
+    worker's LRU policy cache is not loaded for it (``Policy.from_state``, then another
+    evicted): its stashed state takes the weights, and RLlib loads it with them when it is
+    next used.
 
-    Returns ``{"applied": [...], "missing": [...], "error": str | None}``.
+    Returns ``{"applied": [...], "missing": [...], "published": [...], "error": str | None}``.
     """
     applied: list[str] = []
     missing: list[str] = []
+    published: list[str] = []
     try:
         import ray
 
@@ -141,10 +155,18 @@ def set_policy_weights(worker: Any, weights_ref: Any) -> dict[str, Any]:
             else:
                 restash(refs, policy_id, {"weights": policy_weights})
             applied.append(policy_id)
-        return {"applied": applied, "missing": missing, "error": None}
+            if versions and policy_id in versions:
+                publish(worker, policy_id, *versions[policy_id])
+                published.append(policy_id)
+        return {"applied": applied, "missing": missing, "published": published, "error": None}
     except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker
         logger.exception("rllib_addpolicy_fix: could not apply broadcast weights")
-        return {"applied": applied, "missing": missing, "error": repr(error)}
+        return {
+            "applied": applied,
+            "missing": missing,
+            "published": published,
+            "error": repr(error),
+        }
 
 
 def remove_policy(worker: Any, policy_id: str) -> dict[str, Any]:
@@ -170,8 +192,9 @@ def set_policies_to_train(worker: Any, policies_to_train: Any) -> dict[str, Any]
 
 
 def policy_weights(worker: Any, policy_ids: list[str] | None) -> dict[str, Any]:
-    """``{"weights": {policy_id: weights}, "policy_ids": [...], "error": str | None}`` for
-    ``verify()``; ``policy_ids=None`` reads every policy the worker has."""
+    """``{"weights": {policy_id: weights}, "policy_ids": [...], "versions": {policy_id:
+    version}, "error": str | None}`` for ``verify()``; ``policy_ids=None`` reads every policy
+    the worker has; ``versions`` are those the point-of-use check last confirmed there."""
     weights: dict[str, Any] = {}
     try:
         policy_map = worker.policy_map
@@ -179,10 +202,11 @@ def policy_weights(worker: Any, policy_ids: list[str] | None) -> dict[str, Any]:
         for policy_id in present if policy_ids is None else policy_ids:
             if policy_id in policy_map:
                 weights[policy_id] = read_weights(policy_map, policy_id)
-        return {"weights": weights, "policy_ids": present, "error": None}
+        versions = held_versions(worker)
+        return {"weights": weights, "policy_ids": present, "versions": versions, "error": None}
     except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker
         logger.exception("rllib_addpolicy_fix: could not read weights for verify()")
-        return {"weights": weights, "policy_ids": [], "error": repr(error)}
+        return {"weights": weights, "policy_ids": [], "versions": {}, "error": repr(error)}
 
 
 def policy_digests(worker: Any, policy_ids: list[str]) -> dict[str, str]:

@@ -1,6 +1,7 @@
-"""What the calling thread is in the middle of: the shim's own work, or a training iteration.
+"""What the calling thread is in the middle of: the shim's own work, a training iteration, or a
+call RLlib makes to a set's remote workers (:func:`using`, for the point-of-use check).
 
-Two thread-local flags that the same callers read before the shim reaches a set's workers.
+Thread-local flags that the same callers read before the shim reaches a set's workers.
 
 *Busy* (:func:`quiet`, :func:`busy_here`): the worker set's remote calls push pending weights
 first (``patching/worker_set.py``), except while this thread is busy: the shim's own remote
@@ -70,3 +71,26 @@ def mark_current(record: Any) -> None:
 def driver_changed() -> None:
     global _driver_changes
     _driver_changes += 1
+
+
+def driver_changes() -> int:
+    """How often the shim has seen the driver's policies change, from any thread."""
+    return _driver_changes
+
+
+@contextlib.contextmanager
+def using(record: Any, check: dict[str, Any] | None) -> Iterator[None]:
+    """RLlib reaches ``record``'s remote workers from this thread: its calls through the set's
+    actor manager carry ``check`` (the point-of-use check, ``versions.check_for``)."""
+    previous = getattr(_this_thread, "use", None)
+    _this_thread.use = (record, check)
+    try:
+        yield
+    finally:
+        _this_thread.use = previous
+
+
+def use_in_progress() -> tuple[Any, dict[str, Any] | None] | None:
+    """``(record, check)`` of the call RLlib is making to a set's workers from this thread."""
+    use: tuple[Any, dict[str, Any] | None] | None = getattr(_this_thread, "use", None)
+    return use

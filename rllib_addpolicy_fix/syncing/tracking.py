@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _compat
-from . import remote, this_thread, transport
+from . import remote, this_thread, transport, versions
 from .remote import weights_digest
 from .stamps import current_weights, stash_stamp, weights_stamp
 
@@ -85,6 +85,8 @@ class GroupRecord:
         self.bypassed: str | None = None
         self.since_result = Stats()
         self.lifetime = Stats()
+        #: Versions of the policies this set keeps in sync, and the audit (``versions``).
+        self.ledger = versions.Ledger()
 
     @property
     def group(self) -> Any:
@@ -124,6 +126,12 @@ class GroupRecord:
                 self.delivered[policy_id] = weights_stamp(policy)
             elif stash_ref is not None:
                 self.delivered[policy_id] = stash_stamp(stash_ref)
+        self.ledger.changed()
+
+    def note_delivered(self, stamps: dict[str, Hashable]) -> None:
+        """The remote workers hold the driver's weights of these stamps now."""
+        self.delivered.update(stamps)
+        self.ledger.changed()
 
     def pending(self) -> list[str]:
         """Policies of this set whose driver weights differ from what its workers were sent.
@@ -173,6 +181,7 @@ class GroupRecord:
                 and all(found.get(policy_id) == digest for found in held)
             ):
                 self.delivered[policy_id] = stamp
+                self.ledger.changed()
 
     def _changed(self, truth: Any, policy_id: str) -> bool:
         delivered = self.delivered.get(policy_id)
@@ -190,6 +199,7 @@ class GroupRecord:
             stashed = ray.get(stash_ref)["weights"]
             if weights_digest(policy.get_weights()) == weights_digest(stashed):
                 self.delivered[policy_id] = stamp
+                self.ledger.changed()
                 return False
         return True
 
@@ -202,10 +212,37 @@ class GroupRecord:
         stash_ref = _compat.stashed_state_ref(self.truth(), policy_id)
         if stash_ref is not None:
             self.delivered[policy_id] = stash_stamp(stash_ref)
+            self.ledger.changed()
 
     def forget(self, policy_id: str) -> None:
         self.delivered.pop(policy_id, None)
         self.held_adds.pop(policy_id, None)
+        versions.forget(self.ledger, policy_id)
+
+    def left_to_rllib(self) -> list[str]:
+        """Policies RLlib itself keeps current on this set's workers: on an evaluation set,
+        the trained ones (``evaluate()`` syncs every policy first; between evaluations they lag
+        by design); on a training set, those a learner thread trains (IMPALA, APPO push them)."""
+        truth, own = self.truth(), _compat.local_worker(self.group)
+        if truth is not None and own is not None and own is not truth:
+            return [
+                policy_id
+                for policy_id in _compat.policy_ids(truth)
+                if _compat.is_policy_to_train(truth, policy_id)
+            ]
+        return _compat.trained_in_background(self.group)
+
+    def kept_in_sync(self) -> list[str]:
+        """The policies whose copies on this set's workers the fix answers for, and checks at
+        each use: every one but those RLlib syncs itself (the trained ones)."""
+        truth = self.truth()
+        left = set(self.left_to_rllib())
+        return [
+            policy_id
+            for policy_id, source in self.sources().items()
+            if policy_id not in left
+            and not (source is truth and _compat.is_policy_to_train(truth, policy_id))
+        ]
 
     def record_broadcast(self, policy_ids: list[str], nbytes: int, seconds: float) -> None:
         self.since_result.add(policy_ids, nbytes, seconds)
@@ -270,13 +307,18 @@ _sent_in_last_result: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKe
 
 
 def take_result(algo: Any) -> dict[str, float]:
-    """The shim's figures since the last ``train()`` result, summed over ``algo``'s sets."""
+    """The shim's figures since the last ``train()`` result: the broadcasts summed over
+    ``algo``'s sets, and each set's audit of what its remote workers sampled with
+    (``<role>_sampled_batches``, ...; see ``versions``)."""
     total = Stats()
-    for record in bind_algorithm(algo).values():
+    audit: dict[str, float] = {}
+    for role, record in bind_algorithm(algo).items():
         total.merge(record.since_result)
         record.since_result = Stats()
+        for name, value in record.ledger.take_figures().items():
+            audit[f"{role}_{name}"] = value
     _sent_in_last_result[algo] = sorted(set(total.policy_ids))
-    return total.as_result()
+    return {**total.as_result(), **audit}
 
 
 def sent_in_last_result(algo: Any) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 from .. import _compat
 from ..patching.install import install, is_installed, uninstall
 from ..syncing.broadcast import sync
+from ..syncing.tracking import RESULT_KEY
 from . import game
 from .verify import verify
 
@@ -95,7 +96,8 @@ def run_phase(label: str, args: argparse.Namespace) -> PhaseOutcome:
             reward = _main_reward(result)
             print(
                 f"[{label}] iteration {iteration}/{args.iterations}  reward(main)={reward:+.2f}"
-                f"  league={len(league)}  ({time.perf_counter() - started:.0f} s)",
+                f"  league={len(league)}  ({time.perf_counter() - started:.0f} s)"
+                + _audit_line(result),
                 flush=True,
             )
             if pending is not None:
@@ -109,6 +111,18 @@ def run_phase(label: str, args: argparse.Namespace) -> PhaseOutcome:
         algo.stop()
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _audit_line(result: dict[str, Any]) -> str:
+    """What the remote workers sampled the snapshots with, from the fix's audit in the result
+    (nothing without the fix)."""
+    figures = result.get(RESULT_KEY)
+    if not isinstance(figures, dict) or "training_sampled_batches" not in figures:
+        return ""
+    return (
+        f"  audit: {figures['training_sampled_batches']} snapshot batches sampled, "
+        f"{figures['training_stale_batches']} stale, {figures['training_caught_up']} caught up"
+    )
 
 
 def _main_reward(result: dict[str, Any]) -> float:
@@ -191,6 +205,8 @@ class SoakCycle:
     consistent: bool
     league: list[str]
     rss_bytes: int
+    #: The ``verify`` report ``consistent`` was read from.
+    report: Any = None
 
 
 def soak(
@@ -219,4 +235,5 @@ def soak(
         elif is_installed():
             sync(algo)
         gc.collect()
-        yield SoakCycle(index, verify(algo).consistent, list(league), process.memory_info().rss)
+        report = verify(algo)
+        yield SoakCycle(index, report.consistent, list(league), process.memory_info().rss, report)

@@ -5,6 +5,7 @@ Independent of whether the shim is installed: it is how a user (and our tests) s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ from typing import Any
 from .. import _compat
 from .._guard import worker_errors_raised
 from ..patching import install
-from ..syncing import broadcast, held_adds, remote, restarts, tracking, transport
+from ..syncing import broadcast, held_adds, remote, restarts, tracking, transport, versions
 from ..syncing.remote import leaves
 from ..syncing.stamps import current_weights
 
@@ -43,6 +44,11 @@ class PolicyCheck:
     #: worker that could not be read.
     max_abs_diff: float
     detail: str = ""
+    #: The version of the policy the worker's point-of-use check last confirmed there (None:
+    #: none, e.g. a new process, or a policy RLlib syncs itself), and the one the driver last
+    #: delivered to the set (None: none yet).
+    version: int | None = None
+    driver_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,10 @@ class ConsistencyReport:
 
 
 def _cell(check: PolicyCheck) -> str:
+    return _comparison(check) + _versions(check)
+
+
+def _comparison(check: PolicyCheck) -> str:
     if check.status == EQUAL:
         return "ok"
     if check.status in (DIFFERS, PENDING, LAGGING) and math.isfinite(check.max_abs_diff):
@@ -127,6 +137,16 @@ def _cell(check: PolicyCheck) -> str:
     if check.detail:
         return f"{check.status}: {check.detail}"
     return check.status
+
+
+def _versions(check: PolicyCheck) -> str:
+    """`` v3`` (the copy holds the version the driver delivered), `` v2/v3`` (it holds v2),
+    `` -/v3`` (it holds none the check confirmed yet)."""
+    if check.driver_version is None:
+        return ""
+    if check.version == check.driver_version:
+        return f" v{check.version}"
+    return f" {'-' if check.version is None else f'v{check.version}'}/v{check.driver_version}"
 
 
 class InconsistentWeightsError(AssertionError):
@@ -172,14 +192,15 @@ def verify(
                 flattened[key] = _flatten(current_weights(sources[pid], pid)[1])  # stash not loaded
             driver[pid] = flattened[key]
         excused = _excused(group)
+        record = tracking.existing_record(group)
+        delivered = versions.delivered_versions(record) if record is not None else {}
         read = functools.partial(remote.policy_weights, policy_ids=expected)
         replies = transport.foreach_remote(group, read)
         restarted_here = restarted.get(role, [])
         for worker_id, outcome in replies:
             if worker_id not in restarted_here:
-                checks.extend(
-                    _compare(role, str(worker_id), driver, outcome, every_policy, excused)
-                )
+                found = _compare(role, str(worker_id), driver, outcome, every_policy, excused)
+                checks.extend(_with_versions(found, outcome.get("versions", {}), delivered))
         for worker_id in restarted_here:
             why = "restarted by Ray without RLlib noticing; restored before it samples again"
             checks.append(PolicyCheck(role, str(worker_id), "*", RESTARTED, 0.0, why))
@@ -256,6 +277,21 @@ def _compare(
             status = EQUAL if diff == 0.0 else excused.get(policy_id, DIFFERS)
             checks.append(PolicyCheck(role, worker, policy_id, status, diff))
     return checks
+
+
+def _with_versions(
+    checks: list[PolicyCheck], held: dict[str, int], delivered: dict[str, int]
+) -> list[PolicyCheck]:
+    """Each remote copy's version beside its comparison, for the policies the fix keeps in
+    sync (those it delivered a version of)."""
+    return [
+        dataclasses.replace(
+            check, version=held.get(check.policy_id), driver_version=delivered[check.policy_id]
+        )
+        if check.policy_id in delivered
+        else check
+        for check in checks
+    ]
 
 
 def _flatten(tree: Any) -> dict[str, Any]:
