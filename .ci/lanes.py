@@ -6,14 +6,21 @@ sooner than one after the other. Each lane takes the next session from one queue
 first; every line a session prints is shown with its session's name in front. At the end: the
 minutes of each test file in each test session, one table of each session's minutes, and one
 closing line with the tests of all sessions counted.
+
+A test session fails here too when tests went missing: its JUnit report must collect and pass
+at least the floors of ``tests/expected_runs.py`` for its release, and skip nothing that file
+does not list for that release, with the same reason. ``LANES_RECORD=<file>`` also writes what
+each session collected, passed and skipped there (JSON), to update that file from a real run.
 Standard library only: it runs where nox is installed, before any test environment exists.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -28,6 +35,19 @@ SUMMARY = re.compile(r"^=+ (?P<counts>.*?) in [\d.]+s")
 COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)")
 
 
+EXPECTED = Path(__file__).resolve().parent.parent / "tests" / "expected_runs.py"
+
+
+@dataclass
+class Observed:
+    """What one test session's JUnit report holds."""
+
+    collected: int = 0
+    passed: int = 0
+    #: test id -> the reason pytest gave for skipping it.
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class Outcome:
     session: str
@@ -37,6 +57,9 @@ class Outcome:
     counts: dict[str, int] = field(default_factory=dict)
     #: Seconds per test file, from the session's JUnit report (test sessions only).
     files: dict[str, float] = field(default_factory=dict)
+    observed: Observed | None = None
+    #: Why the session fails the floors of ``tests/expected_runs.py`` (empty: it does not).
+    shortfalls: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -66,6 +89,40 @@ def file_seconds(report: Path) -> dict[str, float]:
         name = (case.get("classname") or "(collection)").rsplit(".", 1)[-1]
         seconds[name] = seconds.get(name, 0.0) + float(case.get("time") or 0.0)
     return seconds
+
+
+def observed(report: Path) -> Observed | None:
+    """Collected, passed and skipped tests of a JUnit report (None without one)."""
+    if not report.is_file():
+        return None
+    seen = Observed()
+    for case in ElementTree.parse(report).getroot().iter("testcase"):
+        test_id = f"{case.get('classname') or ''}::{case.get('name') or ''}"
+        seen.collected += 1
+        skipped = case.find("skipped")
+        if skipped is not None:
+            seen.skipped[test_id] = skipped.get("message") or ""
+        elif case.find("failure") is None and case.find("error") is None:
+            seen.passed += 1
+    return seen
+
+
+def shortfalls(release: str, seen: Observed | None) -> list[str]:
+    """Why a release's session falls short of ``tests/expected_runs.py``."""
+    expected = runpy.run_path(str(EXPECTED))
+    floors, skips = expected["FLOORS"].get(release), expected["SKIPS"].get(release, {})
+    if floors is None:
+        return [f"no floors for Ray {release} in {EXPECTED.name}"]
+    if seen is None:
+        return ["no JUnit report"]
+    found = []
+    for what in ("collected", "passed"):
+        if getattr(seen, what) < floors[what]:
+            found.append(f"{what} {getattr(seen, what)} < floor {floors[what]}")
+    for test_id, reason in sorted(seen.skipped.items()):
+        if skips.get(test_id) != reason:
+            found.append(f"skip not listed for Ray {release}: {test_id} ({reason})")
+    return found
 
 
 def run_lane(
@@ -100,6 +157,9 @@ def run_lane(
         outcome.returncode = process.wait()
         outcome.seconds = time.monotonic() - started
         outcome.files = file_seconds(report)
+        if session.startswith("tests("):
+            outcome.observed = observed(report)
+            outcome.shortfalls = shortfalls(outcome.label, outcome.observed)
         with lock:
             outcomes.append(outcome)
 
@@ -121,14 +181,18 @@ def print_tables(sessions: list[str], outcomes: list[Outcome], wall: float) -> N
     print(f"{'session':<22} {'lane':>4} {'minutes':>8}  result")
     for o in outcomes:
         tests = ", ".join(f"{n} {kind}" for kind, n in o.counts.items())
-        result = ("ok" if o.returncode == 0 else f"FAILED (exit {o.returncode})") + (
-            f": {tests}" if tests else ""
-        )
+        verdict = "ok" if o.returncode == 0 else f"FAILED (exit {o.returncode})"
+        if o.returncode == 0 and o.shortfalls:
+            verdict = "FAILED (tests missing)"
+        result = verdict + (f": {tests}" if tests else "")
         print(f"{o.session:<22} {o.lane:>4} {o.seconds / 60:>8.1f}  {result}")
     print(f"{'wall clock':<22} {'':>4} {wall / 60:>8.1f}")
     passed = sum(o.counts.get("passed", 0) for o in outcomes)
     failed = sum(o.counts.get("failed", 0) + o.counts.get("error", 0) for o in outcomes)
     skipped = sum(o.counts.get("skipped", 0) for o in outcomes)
+    for o in outcomes:
+        for shortfall in o.shortfalls:
+            print(f"[{o.label}] tests missing: {shortfall}")
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
 
 
@@ -150,8 +214,18 @@ def main() -> int:
         for thread in lanes:
             thread.join()
     print_tables(sessions, outcomes, time.monotonic() - started)
+    record = os.environ.get("LANES_RECORD")
+    if record:
+        Path(record).write_text(
+            json.dumps(
+                {o.label: o.observed.__dict__ for o in outcomes if o.observed is not None},
+                indent=1,
+                sort_keys=True,
+            )
+        )
     everything_ran = len(outcomes) == len(sessions)
-    return 0 if everything_ran and all(o.returncode == 0 for o in outcomes) else 1
+    complete = all(o.returncode == 0 and not o.shortfalls for o in outcomes)
+    return 0 if everything_ran and complete else 1
 
 
 if __name__ == "__main__":

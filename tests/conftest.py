@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import comparisons  # noqa: E402
 import ray_compat  # noqa: E402
 import rllib_addpolicy_fix as fix  # noqa: E402
 
@@ -43,37 +44,19 @@ def ray_session() -> Iterator[Any]:
 class Shim:
     active: bool
 
-    def expect(self, report: fix.ConsistencyReport, policy_id: str | None = None) -> None:
-        """Consistent with the shim; diverging (for ``policy_id``, if given) without it.
-
-        Never by comparing nothing: ``policy_id`` (or, if None, every policy compared) must have
-        been compared on every remote worker that ``verify`` read in each set it was found in,
-        and on at least one remote worker."""
-        compared_on_every_worker(report, policy_id)
-        diff = report.max_abs_diff(policy_id)
+    def expect(
+        self,
+        report: fix.ConsistencyReport,
+        policy_id: str | None = None,
+        *,
+        uncompared: Collection[comparisons.Worker] = (),
+    ) -> None:
+        """Equal everywhere with the shim; diverging (for ``policy_id``, if given) without it.
+        Never by comparing nothing (``comparisons.compared_everywhere``)."""
         if self.active:
-            assert diff == 0.0 and (policy_id is not None or report.consistent), str(report)
+            comparisons.expect_equal(report, policy_id, uncompared=uncompared)
         else:
-            assert diff > 0.0, f"without the shim this must diverge, but:\n{report}"
-
-
-def compared_on_every_worker(report: fix.ConsistencyReport, policy_id: str | None) -> None:
-    """``report`` compared ``policy_id`` (every policy, if None) on at least one remote worker,
-    and on each remote worker it read of every set where it compared it at all."""
-    remote = [c for c in report.checks if c.worker != "local"]
-    workers: dict[str, set[str]] = {}
-    for check in remote:
-        workers.setdefault(check.group, set()).add(check.worker)
-    policy_ids = {policy_id} if policy_id is not None else {c.policy_id for c in remote} - {"*"}
-    assert policy_ids, f"verify compared no policy on any remote worker:\n{report}"
-    for pid in policy_ids:
-        found: dict[str, set[str]] = {}
-        for check in remote:
-            if check.policy_id == pid:
-                found.setdefault(check.group, set()).add(check.worker)
-        assert found, f"{pid!r} was compared on no remote worker:\n{report}"
-        short = {g: sorted(workers[g] - seen) for g, seen in found.items() if seen != workers[g]}
-        assert not short, f"{pid!r} was not compared on remote workers {short}:\n{report}"
+            comparisons.expect_diverged(report, policy_id, uncompared=uncompared)
 
 
 @contextlib.contextmanager

@@ -237,8 +237,14 @@ def checks_of(report: Any, group: str) -> Any:
 
 
 def remote_results(algo: Any, func: Any, group: Any = None) -> list[Any]:
+    """``func`` on every remote worker of the training set (or ``group``), by the fix's own
+    call (no pre-use work rides along); every worker must answer: a check that looked only at
+    those that did could pass on none."""
     group = group if group is not None else _compat.training_group(algo)
-    return [result for _, result in _transport.foreach_remote(group, func)]
+    replies = _transport.foreach_remote(group, func)
+    assert not replies.unreached, f"remote workers {replies.unreached} did not answer"
+    assert len(replies) == _compat.num_remote_workers(group), "not every remote worker answered"
+    return [result for _, result in replies]
 
 
 def process_samples(worker: Any) -> tuple[int, list[dict[str, str]]]:

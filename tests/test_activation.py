@@ -26,8 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 PTH = Path(sysconfig.get_paths()["purelib"]) / _job_env.PTH_NAME
 
+#: Outside CI the tests may run from a checkout; in CI (``CI`` set, as ``.ci/run`` runs) the
+#: wheel is installed, and a missing ``.pth`` fails these tests instead of skipping them.
 needs_pth = pytest.mark.skipif(
-    not PTH.is_file(), reason="the package is not installed here (run the tests through nox)"
+    not PTH.is_file() and not os.environ.get("CI"),
+    reason="the package is not installed here (run the tests through nox)",
 )
 
 
@@ -182,6 +185,7 @@ def test_fix_is_driver_only_on_a_two_node_cluster(workers: str) -> None:
         assert not facts["consistent"] and facts["max_abs_diff"] > 0.0, facts
         # RLlib's own adds past the cache, on the second node: on_create_policy for every
         # policy in the map, stashed ones loaded back from the stash (what the fix's do not).
+        assert len(facts["created_in_adds"]) == len(facts["rebuilt_in_adds"]) == workers_there
         assert facts["created_in_adds"] != [["main_v1", "main_v2", "main_v3"]] * workers_there
         assert all(rebuilt > 0 for rebuilt in facts["rebuilt_in_adds"]), facts
         return

@@ -14,7 +14,6 @@ import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
-from rllib_addpolicy_fix.syncing import transport as _transport
 from rllib_addpolicy_fix.tools.game import ACTION_SPACE, OBSERVATION_SPACE
 
 pytestmark = [
@@ -48,12 +47,7 @@ def test_callable_policies_to_train_is_applied_on_every_worker(shim: Any, build:
         assert policy_sets_agree(algo)
         return
     algo.add_policy("snap", type(main), policies_to_train=helpers.train_only_main, **SPACES)
-    remote = [
-        pair[1]
-        for pair in _transport.foreach_remote(
-            group, functools.partial(helpers.trains, policy_id="snap")
-        )
-    ]
+    remote = helpers.remote_results(algo, functools.partial(helpers.trains, policy_id="snap"))
     driver = _compat.local_worker(group)
     assert remote == [False] * _compat.num_remote_workers(group) and not driver.is_policy_to_train(
         "snap", None

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import comparisons
 import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
@@ -87,7 +88,7 @@ def test_failing_broadcast_never_fails_train(
     assert len(shim_warnings(caplog)) == 1
     monkeypatch.undo()  # the next iteration delivers what the failed broadcast did not
     algo.train()
-    assert fix.verify(algo, ["snap1"]).max_abs_diff("snap1") == 0.0
+    comparisons.expect_equal(fix.verify(algo, ["snap1"]), "snap1")
 
 
 def test_failing_held_add_never_fails_train_and_goes_out_at_the_next_use(
@@ -103,8 +104,8 @@ def test_failing_held_add_never_fails_train_and_goes_out_at_the_next_use(
     assert len(shim_warnings(caplog)) == 1
     monkeypatch.undo()  # still held: the next use sends it
     algo.train()
-    report = fix.verify(algo)
-    assert report.consistent and report.max_abs_diff("snap1") == 0.0, str(report)
+    comparisons.expect_equal(fix.verify(algo))
+    comparisons.expect_equal(fix.verify(algo), "snap1")
 
 
 def test_failing_evaluation_sync_narrowing_never_fails_evaluate_and_warns_once(
@@ -125,8 +126,8 @@ def test_failing_evaluation_sync_narrowing_never_fails_evaluate_and_warns_once(
     assert len(shim_warnings(caplog)) == 1, [r.getMessage() for r in shim_warnings(caplog)]
     monkeypatch.undo()
     algo.evaluate()
-    report = fix.verify(algo)
-    assert report.consistent and report.max_abs_diff("snap1") == 0.0, str(report)
+    comparisons.expect_equal(fix.verify(algo))
+    comparisons.expect_equal(fix.verify(algo), "snap1")
 
 
 def test_refusals_the_shim_raises_on_purpose_still_raise(build: Any) -> None:
@@ -187,4 +188,4 @@ def test_an_iteration_that_bypasses_the_broadcast_is_reported_once_and_in_verify
     assert any("sync(algo)" in note for note in report.notes), report.notes
     assert "note:" in str(report)
     fix.sync(algo)  # what the warning tells the user to do
-    assert fix.verify(algo, ["snap1"]).max_abs_diff("snap1") == 0.0
+    comparisons.expect_equal(fix.verify(algo, ["snap1"]), "snap1")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import comparisons
 import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
@@ -104,7 +105,7 @@ def test_checkpoint_round_trip_keeps_the_league_consistent(
     try:
         # RLlib restores every worker from the checkpoint; the shim must keep that intact and
         # must not re-send the restored league on the next iteration.
-        assert fix.verify(restored).consistent, str(fix.verify(restored))
+        comparisons.expect_equal(fix.verify(restored))
         assert {"snap1", "snap2"} <= set(
             _compat.policy_ids(_compat.local_worker(_compat.training_group(restored)))
         )

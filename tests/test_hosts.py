@@ -45,16 +45,14 @@ def expect_consistent_league(probe: type, metrics: dict[str, Any]) -> None:
     """The snapshots matched the driver's on every remote copy ``verify`` read and, where the
     probe records them (``LeagueProbe``), whenever a remote worker sampled; RLlib alone must
     diverge in both."""
-    assert metrics["league_checks"] > 0, metrics
-    sampled = "league_sampled" in metrics
-    if sampled:
-        assert metrics["league_sampled"] > 0, metrics
+    assert metrics["league_checks"] > 0 and metrics["league_uncompared"] == 0, metrics
+    assert metrics["league_sampled"] > 0, metrics
     if probe is helpers.LeagueProbe:
         assert metrics["league_max_diff"] == 0.0, metrics
-        assert not sampled or metrics["league_stale_samples"] == 0, metrics
+        assert metrics["league_stale_samples"] == 0, metrics
     else:
         assert metrics["league_max_diff"] > 0.0, f"RLlib alone must diverge: {metrics}"
-        assert not sampled or metrics["league_stale_samples"] > 0, metrics
+        assert metrics["league_stale_samples"] > 0, metrics
 
 
 def league_config(probe: type, evaluation_workers: int = 0) -> Any:

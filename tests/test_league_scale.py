@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import comparisons
 import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
@@ -57,6 +58,7 @@ def test_on_create_policy_runs_once_per_new_policy_in_every_process(shim: Any, b
         helpers.copy_weights(algo, policy_id)
     fix.verify(algo)  # the remote workers have every snapshot now (with or without the shim)
     created = [process["created"] for process in _processes(algo)]
+    assert len(created) == 1 + _compat.num_remote_workers(_compat.training_group(algo))
     if shim.active:
         # As RLlib documents: the new policy, once, in the driver and each remote worker.
         assert created == [snapshots] * len(created), created
@@ -135,7 +137,7 @@ def test_a_policy_only_remote_workers_fail_to_build_is_undone_everywhere_at_next
         assert ["driver_only" in ids for ids in held] == [False] * workers, "workers kept alive"
         assert not on_driver, "nothing half-added: the driver must not keep what workers lack"
         algo.train()  # training goes on without it
-        assert fix.verify(algo).consistent
+        comparisons.expect_equal(fix.verify(algo))
     else:
         assert on_driver, "RLlib alone leaves the policy on the driver only"
 
@@ -163,6 +165,6 @@ def test_evaluate_past_the_policy_cache_rebuilds_no_stashed_snapshot(shim: Any, 
     assert len(rebuilt) == 1 + _compat.num_remote_workers(evaluation)
     if shim.active:  # only what changed since the last evaluation ("main") was read and sent
         assert rebuilt == [0] * len(rebuilt), rebuilt
-        assert fix.verify(algo).consistent
+        comparisons.expect_equal(fix.verify(algo))
     else:  # RLlib reads and sets every policy: each stashed one is loaded, in every process
         assert min(rebuilt) >= SNAPSHOTS + 1 - CAPACITY, rebuilt

@@ -122,3 +122,16 @@ def test_the_fix_says_once_at_info_that_it_is_in_effect_for_an_algorithm(
         "0 remote rollout worker(s) and 0 evaluation worker(s) in sync with the driver's "
         "policies."
     ]
+
+
+def test_every_tested_release_has_floors_and_its_skips_listed_for_ci() -> None:
+    """``.ci/lanes.py`` fails a session that collects or passes fewer tests than
+    ``expected_runs.py`` says, or skips one it does not list: every tested release, and no
+    other, must be there."""
+    import expected_runs
+
+    assert set(expected_runs.FLOORS) == set(_releases.TESTED_RAY)
+    assert set(expected_runs.SKIPS) <= set(_releases.TESTED_RAY)
+    for release, floors in expected_runs.FLOORS.items():
+        assert 0 < floors["passed"] <= floors["collected"], release
+        assert floors["collected"] - floors["passed"] >= len(expected_runs.SKIPS.get(release, {}))

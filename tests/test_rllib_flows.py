@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from test_faults import train_until_restored
 
+import comparisons
 import helpers
 import ray_compat
 import rllib_addpolicy_fix as fix
 from rllib_addpolicy_fix import _compat
-from rllib_addpolicy_fix.syncing import transport as _transport
 
 pytestmark = [
     pytest.mark.timeout(420),
@@ -40,7 +40,7 @@ def policy_sets(algo: Any) -> list[set[str]]:
     sets = []
     for group in _compat.groups(algo).values():
         sets.append(set(_compat.policy_ids(_compat.local_worker(group))))
-        sets += [set(ids) for _, ids in _transport.foreach_remote(group, helpers.policy_ids_of)]
+        sets += [set(ids) for ids in helpers.remote_results(algo, helpers.policy_ids_of, group)]
     return sets
 
 
@@ -94,9 +94,9 @@ def test_league_restored_in_part_from_a_checkpoint_holds_the_saved_weights_every
         assert all(ids == expected for ids in policy_sets(restored))
         for pid in expected - {"main"}:
             assert helpers.digest(restored.get_policy(pid).get_weights()) == saved[pid]
-        assert fix.verify(restored).consistent, str(fix.verify(restored))
+        comparisons.expect_equal(fix.verify(restored))
         restored.train()
-        assert fix.verify(restored, sorted(expected - {"main"})).consistent
+        comparisons.expect_equal(fix.verify(restored, sorted(expected - {"main"})))
     finally:
         restored.stop()
 

@@ -189,5 +189,8 @@ def test_every_step_of_an_old_stack_algorithm_succeeds_or_fails_as_without_the_s
         assert fix.install()
     with_shim = outcomes(configure)
     assert with_shim == without
-    if cell.workers:  # a cell whose workers cannot start compares two failures, proving nothing
+    if name == "DQN" and not ray_compat.LEGACY_DQN_BUILDS:
+        # RLlib's own failure to build legacy DQN on this release, the same both ways.
+        assert without.get("build", "ok") != "ok", without
+    else:  # a cell that cannot train compares two failures, proving nothing
         assert without.get("train") == "ok", without

@@ -100,29 +100,21 @@ def _setting(config: Any, name: str) -> Any:
         return None
 
 
-def take_audits(results: Any, marker: str, take: Any) -> None:
-    """Take the audit figures off each result of an actor-manager call, in place, so RLlib
-    sees its function's own result: ``(marker, figures, result)`` becomes ``result``, and
-    ``take(figures)`` is called. ``RemoteCallResults.result_or_errors`` holds a
-    ``CallResult(actor_id, result_or_error, tag)`` per call, and ``ResultOrError(result=...)``
-    builds a result (2.5 to 2.60 alike). Never raises: each result is replaced before anything
-    else is done with its figures, so RLlib never sees the marker."""
-    from ray.rllib.utils.actor_manager import CallResult, ResultOrError
-
-    calls = getattr(results, "result_or_errors", None)
-    if not isinstance(calls, list):
-        return
-    for index, call in enumerate(calls):
+def take_audits(results: Any, attribute: str, take: Any) -> None:
+    """Take the audit figures off the sample batches an actor-manager call returned: each
+    batch that carries them as ``attribute`` (``remote_check.AUDITED``) loses it, and
+    ``take(figures)`` is called. ``RemoteCallResults.result_or_errors`` holds a ``CallResult``
+    per call, whose ``ok`` and ``get()`` give the result (2.5 to 2.60 alike); a result is the
+    batch or a tuple that starts with it. Never raises."""
+    for call in getattr(results, "result_or_errors", None) or ():
         try:
             value = call.get() if call.ok else None
-        except Exception:  # noqa: BLE001 - not ours to judge: left as it is
+            batch = value[0] if isinstance(value, tuple) and value else value
+            figures = vars(batch).pop(attribute, None) if hasattr(batch, "__dict__") else None
+            if isinstance(figures, dict):
+                take(figures)
+        except Exception:  # noqa: BLE001 - the figures are the fix's own: never RLlib's
             continue
-        if isinstance(value, tuple) and len(value) == 3 and value[0] == marker:
-            calls[index] = CallResult(call.actor_id, ResultOrError(result=value[2]), call.tag)
-            try:
-                take(value[1])
-            except Exception:  # noqa: BLE001 - the figures are the fix's own: never RLlib's
-                pass
 
 
 def samples_travel_as_refs(group: Any) -> bool:

@@ -91,10 +91,13 @@ def _with_check(
     arguments = bind(wrapped, args, kwargs)
     if arguments is None:
         return None
-    # Results fetched as object refs go on unread (to aggregation actors): nothing rides back.
+    # Results fetched as object refs go on unread (to aggregation actors), and those of a
+    # fire-and-forget call (``timeout_seconds=0``) are dropped: nothing rides back on them, the
+    # worker keeps its figures for the next call that brings them.
     harvest = (
         harvest
         and not arguments.get("return_obj_refs")
+        and arguments.get("timeout_seconds") != 0
         and not _compat.samples_travel_as_refs(record.group)
     )
     carried = dict(check, harvest=harvest)
@@ -110,6 +113,9 @@ def _with_check(
         )
 
     func = arguments.get("func")
+    per_call = arguments.get("kwargs")
+    if isinstance(func, str) and isinstance(per_call, list):
+        func = [func] * len(per_call)  # RLlib pairs per-call kwargs with a list of functions
     funcs = [checked(f) for f in func] if isinstance(func, list) else checked(func)
     call_args, call_kwargs = _compat.rebind(wrapped, args, kwargs, func=funcs)
     return call_args, call_kwargs, record, harvest

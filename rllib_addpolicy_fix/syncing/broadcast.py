@@ -154,6 +154,7 @@ def broadcast(record: tracking.GroupRecord, policy_ids: list[str]) -> None:
         record.note_delivered(stamps)
         if weights_ref is not None:
             versions.delivered_weights(record.ledger, stamps, planned, weights_ref)
+    record.ledger.changed()  # delivered or not, what the next check expects is rebuilt
     sent_bytes = nbytes * len(replies)
     record.record_broadcast(policy_ids, sent_bytes, time.perf_counter() - started)
     transport.settle(group, replies, f"the weights of {policy_ids}")

@@ -155,8 +155,11 @@ def set_policy_weights(
             else:
                 restash(refs, policy_id, {"weights": policy_weights})
             applied.append(policy_id)
-            if versions and policy_id in versions:
-                publish(worker, policy_id, *versions[policy_id])
+            if (
+                versions
+                and policy_id in versions
+                and publish(worker, policy_id, *versions[policy_id])
+            ):
                 published.append(policy_id)
         return {"applied": applied, "missing": missing, "published": published, "error": None}
     except Exception as error:  # noqa: BLE001 - must not raise inside a RolloutWorker

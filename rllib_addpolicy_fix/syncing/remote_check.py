@@ -29,9 +29,11 @@ from .remote_state import held, stamp
 
 logger = logging.getLogger("rllib_addpolicy_fix.remote")
 
-#: Marks a result that carries the worker's audit figures back to the driver; the driver-side
-#: wrapper on the actor manager takes it off before RLlib sees the result.
-AUDITED = "rllib_addpolicy_fix:audited"
+#: The attribute of a sample batch that carries the worker's audit figures back to the driver:
+#: an attribute, not a column, so nothing reaches the learner, and where no driver-side wrapper
+#: takes it off (results handed on as object refs, an uninstall while requests are in flight)
+#: it is an unused attribute, not a changed result.
+AUDITED = "_rllib_addpolicy_fix_audit"
 #: The ``RolloutWorker`` attribute of the audit figures not yet sent to the driver (a new
 #: process starts without them, and without versions: ``remote_state``).
 FIGURES = "_rllib_addpolicy_fix_figures"
@@ -55,6 +57,7 @@ def from_the_object_store(
     else is pickled with it), not the module's code. Should the fetch fail, RLlib's function
     runs unchecked rather than the worker dying."""
     code = _rllib_addpolicy_fix_code
+    checked = None
     try:
         cache = vars(worker).setdefault("_rllib_addpolicy_fix_code", {})
         checked = cache.get(code.hex())
@@ -68,12 +71,13 @@ def from_the_object_store(
         logging.getLogger("rllib_addpolicy_fix.remote").exception(
             "rllib_addpolicy_fix: could not fetch the check at the point of use"
         )
-        inner = kwargs.pop("_rllib_addpolicy_fix_inner")
-        kwargs.pop("_rllib_addpolicy_fix_check", None)
-        if isinstance(inner, str):
-            return getattr(worker, inner)(*args, **kwargs)
-        return inner(worker, *args, **kwargs)
-    return checked(worker, *args, **kwargs)
+    if checked is not None:
+        return checked(worker, *args, **kwargs)
+    inner = kwargs.pop("_rllib_addpolicy_fix_inner")
+    kwargs.pop("_rllib_addpolicy_fix_check", None)
+    if isinstance(inner, str):
+        return getattr(worker, inner)(*args, **kwargs)
+    return inner(worker, *args, **kwargs)
 
 
 def checked_call(
@@ -86,7 +90,7 @@ def checked_call(
     """RLlib's ``func(worker, *args, **kwargs)``, after the point-of-use check; with the
     worker's audit figures attached when the driver asked for them (``harvest``)."""
     check = _rllib_addpolicy_fix_check
-    started = _check(worker, check)
+    started = _check(worker, check)  # never raises
     inner = _rllib_addpolicy_fix_inner
     if isinstance(inner, str):  # a method name, as RLlib's actor manager also accepts
         result = getattr(worker, inner)(*args, **kwargs)
@@ -169,19 +173,20 @@ def _catch_up(worker: Any, check: dict[str, Any], policy_ids: list[str]) -> dict
     for pid in sorted(policy_ids, key=lambda p: catalog["order"].get(p, 0)):
         entry = entries.get(pid)
         if entry is None:
-            continue
+            continue  # nothing delivered to catch up to (a change not sent yet)
         kind, ref, add_ref = entry
+        built_here = False
         try:
             if pid not in worker.policy_map:
                 if add_ref is None:
-                    continue
+                    continue  # not added at run time by the fix: RLlib's restore brings it
                 added_with = fetched(add_ref)
                 kwargs = dict(added_with["kwargs"][pid], policy_state=added_with["states"][pid])
                 if catalog.get("routing") is not None:  # set once below, as the driver has them
                     kwargs.update(policy_mapping_fn=None, policies_to_train=None)
                 with only_new_policy_callbacks(worker, pid):
                     worker.add_policy(**kwargs)
-                added = True
+                added = built_here = True
             payload = fetched(ref)
             weights = payload["states"][pid]["weights"] if kind == "add" else payload[pid]
             version, digest = check["expect"][pid]
@@ -190,6 +195,11 @@ def _catch_up(worker: Any, check: dict[str, Any], policy_ids: list[str]) -> dict
                 caught[pid] = version
         except Exception:  # noqa: BLE001 - must not raise inside a RolloutWorker
             logger.exception("rllib_addpolicy_fix: could not catch up policy %r", pid)
+        if built_here and pid not in caught:
+            try:  # nothing half-added: the next call tries again from scratch
+                worker.remove_policy(policy_id=pid)
+            except Exception:  # noqa: BLE001 - must not raise inside a RolloutWorker
+                logger.exception("rllib_addpolicy_fix: could not remove half-added %r", pid)
     if added and catalog.get("routing") is not None:
         mapping_fn, to_train = catalog["routing"]
         try:
@@ -203,30 +213,36 @@ def _catch_up(worker: Any, check: dict[str, Any], policy_ids: list[str]) -> dict
 def _audited(
     worker: Any, check: dict[str, Any], started: dict[str, int] | None, result: Any
 ) -> Any:
-    """Count ``result`` if it is a sample batch, then hand back the result (with the figures
-    gathered so far when the driver harvests them)."""
+    """Count ``result`` if it holds a sample batch, and when the driver will read it
+    (``harvest``), attach the figures gathered so far to that batch (:data:`AUDITED`); the
+    result itself is RLlib's, unchanged."""
     try:
-        if started is not None:
-            _count(_figures(worker), check["expect"], started, result)
-        if check.get("harvest"):
-            figures = dict(_figures(worker))
+        batch = batch_in(result)
+        if started is not None and batch is not None:
+            _count(_figures(worker), check["expect"], started, batch)
+        figures = _figures(worker)
+        if check.get("harvest") and batch is not None and any(figures.values()):
+            setattr(batch, AUDITED, dict(figures))
             vars(worker)[FIGURES] = dict.fromkeys(FIGURE_NAMES, 0)
-            return (AUDITED, figures, result)
     except Exception:  # noqa: BLE001 - must not raise inside a RolloutWorker
         logger.exception("rllib_addpolicy_fix: could not count the sample")
     return result
+
+
+def batch_in(result: Any) -> Any:
+    """The sample batch a result holds: the result itself, or the first item of a tuple (2.60's
+    ``(batch, metrics, ...)``); None for anything else."""
+    batch = result[0] if isinstance(result, tuple) and result else result
+    return batch if callable(getattr(batch, "env_steps", None)) else None
 
 
 def _count(
     figures: dict[str, int],
     expect: dict[str, tuple[int, str]],
     started: dict[str, int],
-    result: Any,
+    batch: Any,
 ) -> None:
-    batch = result[0] if isinstance(result, tuple) and result else result
-    env_steps = getattr(batch, "env_steps", None)
-    if not callable(env_steps):
-        return
+    env_steps = batch.env_steps
     policy_batches = getattr(batch, "policy_batches", None)
     in_batch = list(policy_batches) if isinstance(policy_batches, dict) else ["default_policy"]
     kept = [pid for pid in in_batch if pid in expect]

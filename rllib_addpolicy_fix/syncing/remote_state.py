@@ -35,9 +35,15 @@ def held_versions(worker: Any) -> dict[str, int]:
     return {pid: int(record[0]) for pid, record in (vars(worker).get(HELD) or {}).items()}
 
 
-def publish(worker: Any, pid: str, version: int, digest: str) -> None:
-    """The worker holds ``version`` of ``pid`` now (its weights were just applied)."""
-    held(worker)[pid] = [version, digest, stamp(worker, worker.policy_map, pid)]
+def publish(worker: Any, pid: str, version: int, digest: str) -> bool:
+    """The worker holds ``version`` of ``pid`` now (its weights were just applied); False if
+    that could not be recorded (the weights stay applied; the next check digests them)."""
+    try:
+        held(worker)[pid] = [version, digest, stamp(worker, worker.policy_map, pid)]
+        return True
+    except Exception:  # noqa: BLE001 - must not undo a delivery, nor raise in a RolloutWorker
+        held(worker).pop(pid, None)
+        return False
 
 
 def stamp(worker: Any, policy_map: Any, pid: str) -> Any:

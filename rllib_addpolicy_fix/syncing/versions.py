@@ -61,7 +61,9 @@ class Ledger:
     #: Bumped whenever what the set was delivered changes: the cached check is rebuilt then.
     serial: int = 0
     _check: dict[str, Any] | None = None
-    _checked_at: tuple[int, int] | None = None
+    _checked_at: tuple[int, int, int] | None = None
+    #: What the catalog the last check carries was put from (its entries, the routing).
+    _catalog: tuple[dict[str, Any], Any] | None = None
 
     def changed(self) -> None:
         self.serial += 1
@@ -124,15 +126,27 @@ def _deliver(
     payload: tuple[str, Any] | None,
     add_ref: Any = None,
 ) -> Delivery:
+    delivery = ledger.deliveries[pid] = _delivery(ledger, pid, stamp, digest, payload, add_ref)
+    ledger.changed()
+    return delivery
+
+
+def _delivery(
+    ledger: Ledger,
+    pid: str,
+    stamp: Hashable,
+    digest: str,
+    payload: tuple[str, Any] | None,
+    add_ref: Any = None,
+) -> Delivery:
+    """What delivering ``digest`` of ``pid`` makes its record (not stored)."""
     before = ledger.deliveries.get(pid)
     version = 1 if before is None else before.version + (digest != before.digest)
     if before is not None and add_ref is None:
         add_ref = before.add_ref
     if payload is None and before is not None and digest == before.digest:
         payload = before.payload
-    delivery = ledger.deliveries[pid] = Delivery(version, digest, stamp, payload, add_ref)
-    ledger.changed()
-    return delivery
+    return Delivery(version, digest, stamp, payload, add_ref)
 
 
 def check_for(record: Any, kept_in_sync: Callable[[], list[str]]) -> dict[str, Any] | None:
@@ -140,13 +154,13 @@ def check_for(record: Any, kept_in_sync: Callable[[], list[str]]) -> dict[str, A
     (``remote_check.checked_call``): ``expect``, ``catalog`` and ``catch_up``; None when the
     set keeps nothing in sync. Rebuilt only after a delivery or a change on the driver."""
     ledger: Ledger = record.ledger
-    key = (ledger.serial, this_thread.driver_changes())
+    key = _cache_key(record)
     if ledger._checked_at == key:
         return ledger._check
     import ray
 
     sources = record.sources()
-    unput: dict[str, Any] = {}
+    unput: dict[str, tuple[Delivery, Any]] = {}
     expect: dict[str, tuple[int, str]] = {}
     for pid in kept_in_sync():
         delivered = record.delivered.get(pid)
@@ -158,30 +172,61 @@ def check_for(record: Any, kept_in_sync: Callable[[], list[str]]) -> dict[str, A
             # weights now are what the workers hold if its stamp has not moved since.
             stamp, weights = current_weights(sources[pid], pid)
             if stamp != delivered:
-                continue  # changed since: pending, sent before the workers next sample
-            delivery = _deliver(ledger, pid, stamp, weights_digest(weights), None)
+                # Changed on the driver and not delivered (its broadcast failed, or the change
+                # came after this iteration's): the workers cannot catch up to it (nothing was
+                # put), but what they sample with is counted against it, truthfully stale.
+                version = 1 + (delivery.version if delivery is not None else 0)
+                expect[pid] = (version, weights_digest(weights))
+                continue
+            delivery = _delivery(ledger, pid, stamp, weights_digest(weights), None)
             if delivery.payload is None:
-                unput[pid] = weights
+                unput[pid] = (delivery, weights)
+            else:
+                ledger.deliveries[pid] = delivery
         expect[pid] = (delivery.version, delivery.digest)
     if unput:
-        ref = ray.put(unput)  # copies: later training cannot change what is put
-        for pid in unput:
-            ledger.deliveries[pid] = _with_payload(ledger.deliveries[pid], ("weights", ref))
+        ref = ray.put({pid: weights for pid, (_, weights) in unput.items()})  # copies them
+        for pid, (delivery, _) in unput.items():  # recorded once a worker can fetch them
+            ledger.deliveries[pid] = _with_payload(delivery, ("weights", ref))
+    ledger.changed()
     check = None
     if expect:
         entries = {}
-        for pid in expect:
-            delivery = ledger.deliveries[pid]
-            assert delivery.payload is not None
-            entries[pid] = (*delivery.payload, delivery.add_ref)
-        catalog = {
-            "entries": entries,
-            "order": {pid: ledger.order.get(pid, 0) for pid in expect},
-            "routing": _routing(_compat.local_worker(record.group)),
-        }
-        check = {"expect": expect, "catalog": ray.put(catalog), "catch_up": CATCH_UP_AT_USE}
-    ledger._check, ledger._checked_at = check, (ledger.serial, this_thread.driver_changes())
+        for pid, (version, _) in expect.items():
+            delivered_now = ledger.deliveries.get(pid)
+            if delivered_now is not None and delivered_now.version == version:
+                if delivered_now.payload is not None:
+                    entries[pid] = (*delivered_now.payload, delivered_now.add_ref)
+        routing = _routing(_compat.local_worker(record.group))
+        before = ledger._check
+        if (
+            before is not None
+            and before["expect"] == expect
+            and ledger._catalog == (entries, routing)
+        ):
+            check = dict(before, catch_up=CATCH_UP_AT_USE)  # nothing changed: no new put
+        else:
+            catalog = {
+                "entries": entries,
+                "order": {pid: ledger.order.get(pid, 0) for pid in expect},
+                "routing": routing,
+            }
+            try:
+                catalog_ref = ray.put(catalog)
+            except Exception:  # noqa: BLE001 - a mapping function that cannot be pickled:
+                # a worker that catches up then replays each add's own mapping instead.
+                catalog_ref = ray.put(dict(catalog, routing=None))
+            check = {"expect": expect, "catalog": catalog_ref, "catch_up": CATCH_UP_AT_USE}
+            ledger._catalog = (entries, routing)
+    ledger._check, ledger._checked_at = check, _cache_key(record)
     return check
+
+
+def _cache_key(record: Any) -> tuple[int, int, int]:
+    """What a cached check depends on: the set's deliveries, the driver's policies, and which
+    of them RLlib trains (``set_is_policy_to_train`` replaces that function)."""
+    to_train = getattr(record.truth(), "is_policy_to_train", None)
+    return (record.ledger.serial, this_thread.driver_changes(), id(to_train))
 
 
 _code: tuple[str, Any] | None = None

@@ -15,6 +15,7 @@ import inspect
 import json
 import os
 import sys
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -107,10 +108,13 @@ def main(mode: str) -> None:
             return
         for module in (helpers, game):  # the user's own code travels by value
             ray.cloudpickle.register_pickle_by_value(module)
+        storage = tempfile.mkdtemp(prefix="rllib_addpolicy_fix_bare_node_")  # not ~/ray_results
         results = tune.Tuner(
             PPO,
             param_space=helpers.ppo_config(callbacks=BareNodeLeague),
-            run_config=helpers.run_config(stop={"training_iteration": 3}, verbose=0),
+            run_config=helpers.run_config(
+                stop={"training_iteration": 3}, verbose=0, storage_path=storage
+            ),
         ).fit()
         (result,) = list(results)
         if result.error is not None:
