@@ -59,17 +59,21 @@ def expect_equal(
     *,
     uncompared: Collection[Worker] = (),
 ) -> None:
-    """Every copy of ``policy_ids`` equals the driver's, compared everywhere (every policy, if
-    None, and then no copy in the report diverged either)."""
-    ids = compared_everywhere(report, policy_ids, uncompared=uncompared)
-    for pid in ids:
+    """Every copy of ``policy_ids`` (of every policy, if None) equals the driver's exactly,
+    compared everywhere; and no copy in the report diverged."""
+    for pid in compared_everywhere(report, policy_ids, uncompared=uncompared):
         assert report.max_abs_diff(pid) == 0.0, f"{pid!r} differs:\n{report}"
-    named = (
-        report.diverged
-        if policy_ids is None
-        else [c for c in report.diverged if c.policy_id in ids]
-    )
-    assert not named, str(report)
+    assert report.consistent, str(report)
+
+
+def expect_consistent(
+    report: fix.ConsistencyReport, *, uncompared: Collection[Worker] = ()
+) -> None:
+    """Every policy compared everywhere, and no copy diverged: a pending copy (sent before
+    the workers next sample) or a lagging one (synced by RLlib at each ``evaluate()``) may
+    differ."""
+    compared_everywhere(report, uncompared=uncompared)
+    assert report.consistent, str(report)
 
 
 def expect_diverged(

@@ -95,3 +95,12 @@ def build(ray_session: Any) -> Iterator[Any]:
     yield _build
     for algo in built:
         algo.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``.ci/breakages.py``: break the fix on purpose, one named way, for the whole session."""
+    name = os.environ.get("RLLIB_ADDPOLICY_FIX_TEST_BREAKAGE")
+    if name:
+        import breakages
+
+        breakages.apply(name)

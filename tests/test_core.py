@@ -102,7 +102,7 @@ def test_explicit_state_and_instance_adds_stay_correct_with_one_put_for_both(
         algo.add_policy("by_instance", policy=instance)
         report = fix.verify(algo, ["by_state", "by_instance"])
     # RLlib gets these right; the shim must not break them
-    comparisons.expect_equal(report, ["by_state", "by_instance"])
+    comparisons.expect_consistent(report)
     if shim.active:
         assert len(puts) == 1, "both adds' states go to the object store once, not per worker"
         figures = algo.train()[fix.RESULT_KEY]

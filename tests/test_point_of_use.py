@@ -80,6 +80,23 @@ def sampled(group: Any) -> list[dict[str, str]]:
     return [batch for _, batches in replies for batch in batches]
 
 
+def train_through_restarts(
+    algo: Any, group: Any, iterations: int
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """``iterations`` of ``train()``, each with ``group``'s worker restarted right before its
+    first sample call (``ray_compat.restart_before_sampling``): the results, and what the set's
+    workers sampled with, collected after each iteration (a process killed next loses none)."""
+    sampled(group)
+    results, batches = [], []
+    with ray_compat.restart_before_sampling(group) as restarts:
+        for _ in range(iterations):
+            restarts.next_iteration()
+            results.append(algo.train())
+            batches += sampled(group)
+    assert len(restarts.ids) == iterations, restarts.ids
+    return results, batches
+
+
 def audit(results: list[dict[str, Any]], role: str) -> dict[str, int]:
     figures = [result[fix.RESULT_KEY] for result in results]
     names = ("sampled_batches", "stale_batches", "caught_up", "max_version_lag")
@@ -98,15 +115,8 @@ def test_a_worker_restarted_right_before_each_sample_call_samples_at_the_drivers
     lacks "main_v1". Checked on the worker inside that call, it catches up before it samples."""
     algo = league(build(league_config(restarts=True)))
     group = _compat.training_group(algo)
-    sampled(group)
     expected = driver_digests(algo)
-    results, batches = [], []
-    with ray_compat.restart_before_sampling(group) as restarts:
-        for _ in range(3):
-            restarts.next_iteration()
-            results.append(algo.train())
-            batches += sampled(group)
-    assert len(restarts.ids) == 3, restarts.ids
+    results, batches = train_through_restarts(algo, group, 3)
     count, stale = helpers.stale_batches(batches, expected)
     figures = audit(results, "training")
     assert count > 0 and figures["sampled_batches"] == count, (count, figures)
@@ -153,15 +163,8 @@ def test_an_evaluation_worker_restarted_right_before_it_samples_evaluates_at_the
     the worker is restarted after that, right before the evaluation's sample call."""
     algo = league(build(league_config(restarts=True, evaluation_workers=1)))
     evaluation = _compat.evaluation_group(algo)
-    sampled(evaluation)
     expected = driver_digests(algo)
-    results, batches = [], []
-    with ray_compat.restart_before_sampling(evaluation) as restarts:
-        for _ in range(2):
-            restarts.next_iteration()
-            results.append(algo.train())  # trains, then evaluates
-            batches += sampled(evaluation)
-    assert len(restarts.ids) == 2, restarts.ids
+    results, batches = train_through_restarts(algo, evaluation, 2)  # each trains, then evaluates
     count, stale = helpers.stale_batches(batches, expected)
     figures = audit(results, "evaluation")
     # (2.60 evaluates by asynchronous requests: a request's figures come back with its result,

@@ -32,6 +32,16 @@ CHECK_AT_USE = "the check at the point of use"
 
 
 def manager_foreach_actor(wrapped: Any, manager: Any, args: Any, kwargs: Any) -> Any:
+    """Synchronous: the figures come back on this call's own results."""
+    return _checked(wrapped, manager, args, kwargs, results_here=True)
+
+
+def manager_foreach_actor_async(wrapped: Any, manager: Any, args: Any, kwargs: Any) -> Any:
+    """Asynchronous: the figures come back through :func:`manager_fetch_ready_async_reqs`."""
+    return _checked(wrapped, manager, args, kwargs, results_here=False)
+
+
+def _checked(wrapped: Any, manager: Any, args: Any, kwargs: Any, *, results_here: bool) -> Any:
     call = None
     with own_work(CHECK_AT_USE):
         call = _with_check(wrapped, manager, args, kwargs, harvest=True)
@@ -39,19 +49,9 @@ def manager_foreach_actor(wrapped: Any, manager: Any, args: Any, kwargs: Any) ->
         return wrapped(*args, **kwargs)
     call_args, call_kwargs, record, harvest = call
     results = wrapped(*call_args, **call_kwargs)
-    if harvest:
+    if results_here and harvest:
         _compat.take_audits(results, remote_check.AUDITED, functools.partial(_add_figures, record))
     return results
-
-
-def manager_foreach_actor_async(wrapped: Any, manager: Any, args: Any, kwargs: Any) -> Any:
-    call = None
-    with own_work(CHECK_AT_USE):
-        call = _with_check(wrapped, manager, args, kwargs, harvest=True)
-    if call is None:
-        return wrapped(*args, **kwargs)
-    call_args, call_kwargs, _, _ = call
-    return wrapped(*call_args, **call_kwargs)
 
 
 def manager_fetch_ready_async_reqs(wrapped: Any, manager: Any, args: Any, kwargs: Any) -> Any:

@@ -68,6 +68,10 @@ class Ledger:
     def changed(self) -> None:
         self.serial += 1
 
+    def record(self, policy_id: str, delivery: Delivery) -> None:
+        self.deliveries[policy_id] = delivery
+        self.changed()
+
     def take_figures(self) -> dict[str, int]:
         figures, self.figures = self.figures, dict.fromkeys(FIGURE_NAMES, 0)
         return figures
@@ -102,33 +106,21 @@ def delivered_weights(
 ) -> None:
     """A broadcast put ``{pid: weights}`` at ``ref`` and every healthy worker applied them."""
     for pid, (_, digest) in planned.items():
-        _deliver(ledger, pid, stamps[pid], digest, ("weights", ref))
+        ledger.record(pid, _delivery(ledger, pid, stamps[pid], digest, ("weights", ref)))
 
 
 def delivered_adds(ledger: Ledger, stamps: dict[str, Hashable], planned: Planned, ref: Any) -> None:
     """Held adds went out with ``ref`` (``{"kwargs": ..., "states": ...}``) and were built."""
     for pid in stamps:
         ledger.order[pid] = next(_add_order)
-        _deliver(ledger, pid, stamps[pid], planned[pid][1], ("add", ref), add_ref=ref)
+        delivery = _delivery(ledger, pid, stamps[pid], planned[pid][1], ("add", ref), ref)
+        ledger.record(pid, delivery)
 
 
 def forget(ledger: Ledger, policy_id: str) -> None:
     ledger.deliveries.pop(policy_id, None)
     ledger.order.pop(policy_id, None)
     ledger.changed()
-
-
-def _deliver(
-    ledger: Ledger,
-    pid: str,
-    stamp: Hashable,
-    digest: str,
-    payload: tuple[str, Any] | None,
-    add_ref: Any = None,
-) -> Delivery:
-    delivery = ledger.deliveries[pid] = _delivery(ledger, pid, stamp, digest, payload, add_ref)
-    ledger.changed()
-    return delivery
 
 
 def _delivery(
