@@ -100,7 +100,7 @@ def _with_check(
         and arguments.get("timeout_seconds") != 0
         and not _compat.samples_travel_as_refs(record.group)
     )
-    carried = dict(check, harvest=harvest)
+    carried = {"ref": check["ref"], "catch_up": check["catch_up"], "harvest": harvest}
 
     code = versions.code_ref()
 

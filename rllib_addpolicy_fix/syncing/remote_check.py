@@ -37,6 +37,8 @@ AUDITED = "_rllib_addpolicy_fix_audit"
 #: The ``RolloutWorker`` attribute of the audit figures not yet sent to the driver (a new
 #: process starts without them, and without versions: ``remote_state``).
 FIGURES = "_rllib_addpolicy_fix_figures"
+#: The ``RolloutWorker`` attribute of the last check fetched: (its ref's hex, its content).
+CHECK = "_rllib_addpolicy_fix_check"
 #: The counters of the audit (``max_version_lag`` is a maximum, the rest are sums).
 FIGURE_NAMES = (
     "sampled_batches",
@@ -89,14 +91,31 @@ def checked_call(
 ) -> Any:
     """RLlib's ``func(worker, *args, **kwargs)``, after the point-of-use check; with the
     worker's audit figures attached when the driver asked for them (``harvest``)."""
-    check = _rllib_addpolicy_fix_check
-    started = _check(worker, check)  # never raises
+    check = _resolved(worker, _rllib_addpolicy_fix_check)
+    started = _check(worker, check) if check is not None else None  # never raises
     inner = _rllib_addpolicy_fix_inner
     if isinstance(inner, str):  # a method name, as RLlib's actor manager also accepts
         result = getattr(worker, inner)(*args, **kwargs)
     else:
         result = inner(worker, *args, **kwargs)
-    return _audited(worker, check, started, result)
+    return _audited(worker, check, started, result) if check is not None else result
+
+
+def _resolved(worker: Any, carried: dict[str, Any]) -> dict[str, Any] | None:
+    """What a call carries (``ref``, ``catch_up``, ``harvest``) with the expected versions and
+    the catalog behind ``ref``: fetched once per change and kept on the worker (only the
+    latest); None if it cannot be had (the call then runs unchecked, logged)."""
+    try:
+        ref = carried["ref"]
+        cached = vars(worker).get(CHECK)
+        if cached is None or cached[0] != ref.hex():
+            import ray
+
+            cached = vars(worker)[CHECK] = (ref.hex(), ray.get(ref))
+        return {**carried, **cached[1]}
+    except Exception:  # noqa: BLE001 - must not raise inside a RolloutWorker
+        logger.exception("rllib_addpolicy_fix: could not fetch the expected versions")
+        return None
 
 
 def _check(worker: Any, check: dict[str, Any]) -> dict[str, int] | None:
@@ -159,7 +178,7 @@ def _catch_up(worker: Any, check: dict[str, Any], policy_ids: list[str]) -> dict
     reached it, each confirmed by digest and published (``remote_state.publish``)."""
     import ray
 
-    catalog = ray.get(check["catalog"])
+    catalog = check["catalog"]
     entries: dict[str, tuple[str, Any, Any]] = catalog["entries"]
     payloads: dict[Any, Any] = {}
 

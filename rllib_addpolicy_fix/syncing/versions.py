@@ -142,9 +142,10 @@ def _delivery(
 
 
 def check_for(record: Any, kept_in_sync: Callable[[], list[str]]) -> dict[str, Any] | None:
-    """What each call to ``record``'s remote workers carries for the point-of-use check
-    (``remote_check.checked_call``): ``expect``, ``catalog`` and ``catch_up``; None when the
-    set keeps nothing in sync. Rebuilt only after a delivery or a change on the driver."""
+    """The point-of-use check of ``record``'s set (``remote_check.checked_call``): ``ref``
+    (the expected versions and the catalog, in the object store), ``catch_up``, and, for the
+    driver's own use, ``expect``; None when the set keeps nothing in sync. Rebuilt only after
+    a delivery or a change on the driver."""
     ledger: Ledger = record.ledger
     key = _cache_key(record)
     if ledger._checked_at == key:
@@ -203,12 +204,14 @@ def check_for(record: Any, kept_in_sync: Callable[[], list[str]]) -> dict[str, A
                 "order": {pid: ledger.order.get(pid, 0) for pid in expect},
                 "routing": routing,
             }
+            # One put per change, fetched once by each worker (``remote_check``): a call
+            # carries its ref, not N expectations pickled for every worker it reaches.
             try:
-                catalog_ref = ray.put(catalog)
+                ref = ray.put({"expect": expect, "catalog": catalog})
             except Exception:  # noqa: BLE001 - a mapping function that cannot be pickled:
                 # a worker that catches up then replays each add's own mapping instead.
-                catalog_ref = ray.put(dict(catalog, routing=None))
-            check = {"expect": expect, "catalog": catalog_ref, "catch_up": CATCH_UP_AT_USE}
+                ref = ray.put({"expect": expect, "catalog": dict(catalog, routing=None)})
+            check = {"ref": ref, "expect": expect, "catch_up": CATCH_UP_AT_USE}
             ledger._catalog = (entries, routing)
     ledger._check, ledger._checked_at = check, _cache_key(record)
     return check
