@@ -44,7 +44,7 @@ def manager_foreach_actor_async(wrapped: Any, manager: Any, args: Any, kwargs: A
 def _checked(wrapped: Any, manager: Any, args: Any, kwargs: Any, *, results_here: bool) -> Any:
     call = None
     with own_work(CHECK_AT_USE):
-        call = _with_check(wrapped, manager, args, kwargs, harvest=True)
+        call = _with_check(wrapped, manager, args, kwargs)
     if call is None:
         return wrapped(*args, **kwargs)
     call_args, call_kwargs, record, harvest = call
@@ -78,7 +78,7 @@ def _add_figures_of(manager: Any, figures: dict[str, Any]) -> None:
 
 
 def _with_check(
-    wrapped: Any, manager: Any, args: Any, kwargs: Any, *, harvest: bool
+    wrapped: Any, manager: Any, args: Any, kwargs: Any
 ) -> tuple[tuple[Any, ...], dict[str, Any], tracking.GroupRecord, bool] | None:
     """The call with RLlib's function(s) wrapped in the point-of-use check, when the thread is
     using the set this manager serves (else None: the call goes ahead unchanged)."""
@@ -95,8 +95,7 @@ def _with_check(
     # fire-and-forget call (``timeout_seconds=0``) are dropped: nothing rides back on them, the
     # worker keeps its figures for the next call that brings them.
     harvest = (
-        harvest
-        and not arguments.get("return_obj_refs")
+        not arguments.get("return_obj_refs")
         and arguments.get("timeout_seconds") != 0
         and not _compat.samples_travel_as_refs(record.group)
     )

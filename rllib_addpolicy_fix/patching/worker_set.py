@@ -71,7 +71,7 @@ def _evaluation_sync(group: Any, arguments: dict[str, Any] | None) -> list[str] 
     own = _compat.local_worker(group)
     if record is None or source is None or source is own or source is not record.truth():
         return None  # a set the shim has not followed yet (its first evaluate) is synced whole
-    changed = set(broadcast.left_to_rllib(record)) | set(record.pending())
+    changed = set(record.left_to_rllib()) | set(record.pending())
     from_source = record.sources()  # not those only the evaluation set has: the shim sends them
     return sorted(policy_id for policy_id in changed if from_source.get(policy_id) is source)
 

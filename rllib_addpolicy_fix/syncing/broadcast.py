@@ -61,7 +61,7 @@ def push_before_use(group: Any) -> list[str]:
         held_adds.send_held_adds(group)
         if this_thread.found_current(record):
             return []
-        sent = push_pending(group, skip=left_to_rllib(record))
+        sent = push_pending(group, skip=record.left_to_rllib())
         this_thread.mark_current(record)
         return sent
 
@@ -78,13 +78,8 @@ def check_at_use(group: Any) -> tuple[tracking.GroupRecord, dict[str, Any] | Non
 
 def pending_before_use(record: tracking.GroupRecord) -> list[str]:
     """The policies :func:`push_before_use` would send now."""
-    skip = set(left_to_rllib(record))
+    skip = set(record.left_to_rllib())
     return [policy_id for policy_id in record.pending() if policy_id not in skip]
-
-
-def left_to_rllib(record: tracking.GroupRecord) -> list[str]:
-    """Policies RLlib itself keeps current on this set's workers (``GroupRecord.left_to_rllib``)."""
-    return record.left_to_rllib()
 
 
 def push_pending(group: Any, skip: Collection[str] = ()) -> list[str]:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from .remote_state import held_versions, publish
+from .remote_state import held_versions, publish, stashed_refs
 
 logger = logging.getLogger("rllib_addpolicy_fix.remote")
 
@@ -113,17 +113,6 @@ def restash(refs: dict[str, Any], policy_id: str, update: dict[str, Any]) -> Non
     stashed = dict(ray.get(refs[policy_id]))
     stashed.update(update)
     refs[policy_id] = ray.put(stashed)
-
-
-def stashed_refs(policy_map: Any, policy_id: str) -> dict[str, Any] | None:
-    """The LRU policy map's stash (``{policy_id: state ref}``) when ``policy_id`` is in it, not
-    in the cache; else None."""
-    cache = getattr(policy_map, "cache", None)
-    refs = getattr(policy_map, "_policy_state_refs", None)
-    if isinstance(cache, dict) and isinstance(refs, dict):
-        if policy_id not in cache and policy_id in refs:
-            return refs
-    return None
 
 
 def set_policy_weights(

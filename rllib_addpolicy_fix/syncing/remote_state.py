@@ -50,9 +50,8 @@ def stamp(worker: Any, policy_map: Any, pid: str) -> Any:
     """A value that changes whenever the policy's weights may have: for a torch policy, its
     tensors' identities and change counters; for a policy in the LRU cache's stash, the stash
     entry; None where nothing cheaper than a digest can tell (then every check digests)."""
-    refs = getattr(policy_map, "_policy_state_refs", None)
-    cache = getattr(policy_map, "cache", None)
-    if isinstance(cache, dict) and isinstance(refs, dict) and pid not in cache and pid in refs:
+    refs = stashed_refs(policy_map, pid)
+    if refs is not None:
         return ("stash", refs[pid].hex())
     policy = policy_map[pid]
     if not weights_are_the_torch_model(policy):
@@ -64,6 +63,17 @@ def stamp(worker: Any, policy_map: Any, pid: str) -> Any:
         tensors = tuple(model.parameters()) + tuple(model.buffers())
         cached = lists[policy] = (weakref.ref(model), tensors)
     return (id(policy), tuple((id(t), t._version) for t in cached[1]))
+
+
+def stashed_refs(policy_map: Any, policy_id: str) -> dict[str, Any] | None:
+    """The LRU policy map's stash (``{policy_id: state ref}``) when ``policy_id`` is in it, not
+    in the cache; else None."""
+    cache = getattr(policy_map, "cache", None)
+    refs = getattr(policy_map, "_policy_state_refs", None)
+    if isinstance(cache, dict) and isinstance(refs, dict):
+        if policy_id not in cache and policy_id in refs:
+            return refs
+    return None
 
 
 def _tensor_lists(worker: Any) -> weakref.WeakKeyDictionary[Any, Any]:

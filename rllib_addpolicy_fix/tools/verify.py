@@ -247,7 +247,7 @@ def _excused(group: Any) -> dict[str, str]:
     excused: dict[str, str] = {}
     if record is not None:
         with tracking.LOCK:
-            excused.update((pid, LAGGING) for pid in broadcast.left_to_rllib(record))
+            excused.update((pid, LAGGING) for pid in record.left_to_rllib())
             if install.is_installed() and not record.bypassed:
                 excused.update((pid, PENDING) for pid in broadcast.pending_before_use(record))
     return excused
